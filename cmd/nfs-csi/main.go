@@ -1,0 +1,43 @@
+// Command nfs-csi is the CSI driver for NFS subdirectories. One binary serves
+// the Identity service plus the Controller service, the Node service or both.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/klog/v2"
+
+	"github.com/example/nfs-csi/pkg/driver"
+)
+
+func main() {
+	klog.InitFlags(nil)
+	var cfg driver.Config
+	flag.StringVar(&cfg.Endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/socket or tcp://host:port")
+	flag.StringVar(&cfg.NodeID, "nodeid", "", "this node's ID (the Kubernetes node name); required when the node service runs")
+	flag.StringVar(&cfg.DriverName, "drivername", driver.DefaultDriverName, "CSI driver name, as used in StorageClass provisioner and CSIDriver")
+	flag.StringVar(&cfg.Mode, "mode", driver.ModeBoth, "services to serve besides Identity: controller, node or both")
+	flag.StringVar(&cfg.WorkDir, "workdir", "/var/lib/nfs-csi", "directory under which the controller mounts NFS shares")
+	flag.DurationVar(&cfg.ShareIdleTimeout, "share-idle-timeout", driver.DefaultShareIdleTimeout, "unmount a controller share mount after it has been unused this long")
+	flag.DurationVar(&cfg.OperationTimeout, "nfs-timeout", driver.DefaultOperationTimeout, "bound on every NFS mount and file-system call")
+	showVersion := flag.Bool("version", false, "print version, commit and Go/OS/arch, then exit")
+	flag.Parse()
+
+	if *showVersion {
+		fmt.Println(driver.VersionInfo())
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := driver.Run(ctx, cfg); err != nil {
+		klog.ErrorS(err, "nfs-csi stopped")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
