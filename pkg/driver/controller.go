@@ -1,0 +1,379 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/example/nfs-csi/pkg/nfs"
+)
+
+var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
+	csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
+	csi.ControllerServiceCapability_RPC_GET_VOLUME,
+	csi.ControllerServiceCapability_RPC_GET_VOLUME_HEALTH,
+	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+}
+
+// ControllerGetCapabilities lists exactly the RPCs implemented below.
+func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	resp := &csi.ControllerGetCapabilitiesResponse{}
+	for _, c := range controllerCapabilities {
+		resp.Capabilities = append(resp.Capabilities, &csi.ControllerServiceCapability{
+			Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: c}},
+		})
+	}
+	return resp, nil
+}
+
+// nameIndex remembers which volume ID each name was created as, to answer a
+// repeated name with different parameters that point at another share or
+// subdirectory, which the on-share record of the first cannot see.
+type nameIndex struct {
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+func newNameIndex() *nameIndex { return &nameIndex{ids: map[string]string{}} }
+
+func (n *nameIndex) get(name string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	id, ok := n.ids[name]
+	return id, ok
+}
+
+func (n *nameIndex) set(name, id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ids[name] = id
+}
+
+func (n *nameIndex) forgetID(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for name, v := range n.ids {
+		if v == id {
+			delete(n.ids, name)
+		}
+	}
+}
+
+// requestedCapacity reads a CapacityRange. NFS subdirectories have no size of
+// their own (yet): the volume reports the size asked for.
+func requestedCapacity(r *csi.CapacityRange) (int64, error) {
+	req, lim := r.GetRequiredBytes(), r.GetLimitBytes()
+	if req < 0 || lim < 0 {
+		return 0, fmt.Errorf("capacity range has a negative value (required %d, limit %d)", req, lim)
+	}
+	if lim > 0 && req > lim {
+		return 0, fmt.Errorf("capacity range is empty: required %d bytes is more than the limit %d bytes", req, lim)
+	}
+	if req == 0 {
+		return lim, nil
+	}
+	return req, nil
+}
+
+func capacityFits(capacity int64, r *csi.CapacityRange) bool {
+	return capacity >= r.GetRequiredBytes() && (r.GetLimitBytes() == 0 || capacity <= r.GetLimitBytes())
+}
+
+// CreateVolume makes a subdirectory on the share and records it.
+func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	name := req.GetName()
+	if name == "" {
+		return nil, status.Error(codes.InvalidArgument, "CreateVolume: name is required")
+	}
+	if msg := validateCapabilities(req.GetVolumeCapabilities()); msg != "" {
+		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: %s", name, msg)
+	}
+	if req.GetVolumeContentSource() != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: creating a volume from a snapshot or another volume is not supported yet", name)
+	}
+	capacity, err := requestedCapacity(req.GetCapacityRange())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: %v", name, err)
+	}
+	params, err := parseCreateParams(req.GetParameters())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: %v", name, err)
+	}
+	subDir := name
+	if params.SubDirTemplate != "" {
+		if subDir, err = nfs.ExpandSubDir(params.SubDirTemplate, params.TemplateValues); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: parameter %s: %v", name, ParamSubDir, err)
+		}
+	} else if err := nfs.ValidateComponent(name); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: the volume name is the default subDir, and %v; set a subDir template", name, err)
+	}
+	if err := nfs.ValidateSubDir(subDir); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: %v", name, err)
+	}
+	vol := nfs.Volume{
+		Server:       params.Server,
+		Share:        params.Share,
+		SubDir:       subDir,
+		OnDelete:     params.OnDelete,
+		MountOptions: nfs.MergeMountOptions(params.MountOptions, capabilityMountFlags(req.GetVolumeCapabilities()...)),
+	}
+	id := vol.ID()
+	if prev, ok := d.names.get(name); ok && prev != id {
+		return nil, status.Errorf(codes.AlreadyExists, "CreateVolume %s: a volume of this name already exists as %s, with other parameters; delete it first or use another name", name, prev)
+	}
+	rec := nfs.Record{Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions)}
+
+	stored, err := runLocked(d, ctx, id, func(ctx context.Context) (nfs.Record, error) {
+		var stored nfs.Record
+		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
+			var err error
+			stored, err = nfs.Provision(sh, vol, rec, params.MountPermissions, func(stored nfs.Record) error {
+				return compatibleRecord(stored, rec, req.GetCapacityRange(), vol)
+			})
+			return err
+		})
+		return stored, err
+	})
+	if err != nil {
+		return nil, d.createError(err, name, vol)
+	}
+	d.names.set(name, id)
+	klog.InfoS("Volume created", "name", name, "volumeID", id, "path", vol.Source(), "capacity", stored.CapacityBytes)
+	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
+		VolumeId:      id,
+		CapacityBytes: stored.CapacityBytes,
+		VolumeContext: volumeContext(vol),
+	}}, nil
+}
+
+// errConflict marks a CreateVolume that collides with an existing volume.
+var errConflict = errors.New("conflict")
+
+func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Volume) error {
+	switch {
+	case stored.Name != want.Name:
+		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q; make the subDir template unique per PVC (include ${pvc.metadata.name} or ${pv.metadata.name})",
+			errConflict, vol.SubDir, vol.ShareSource(), stored.Name)
+	case stored.VolumeID != want.VolumeID:
+		return fmt.Errorf("%w: volume %q exists as %s, with other parameters", errConflict, stored.Name, stored.VolumeID)
+	case stored.MountPermissions != want.MountPermissions:
+		return fmt.Errorf("%w: volume %q exists with mountPermissions %q, not %q", errConflict, stored.Name, stored.MountPermissions, want.MountPermissions)
+	case !capacityFits(stored.CapacityBytes, r):
+		return fmt.Errorf("%w: volume %q exists with capacity %d bytes, outside the requested range (required %d, limit %d)",
+			errConflict, stored.Name, stored.CapacityBytes, r.GetRequiredBytes(), r.GetLimitBytes())
+	}
+	return nil
+}
+
+func (d *Driver) createError(err error, name string, vol nfs.Volume) error {
+	if errors.Is(err, errConflict) {
+		return status.Errorf(codes.AlreadyExists, "CreateVolume %s (volume %s): %v", name, vol.ID(), err)
+	}
+	return d.nfsStatus(err, vol.ID(), vol)
+}
+
+// DeleteVolume applies the volume's delete policy. An ID this driver cannot
+// parse, or a volume already gone, is success: there is nothing to delete.
+func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "DeleteVolume: volume ID is required")
+	}
+	vol, err := nfs.ParseVolumeID(id)
+	if err != nil {
+		klog.InfoS("DeleteVolume of an ID that is not ours; nothing to do", "volumeID", id, "reason", err)
+		return &csi.DeleteVolumeResponse{}, nil
+	}
+	type outcome struct {
+		done       nfs.Disposal
+		archivedAs string
+	}
+	out, err := runLocked(d, ctx, id, func(ctx context.Context) (outcome, error) {
+		var o outcome
+		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
+			var err error
+			o.done, o.archivedAs, err = nfs.Dispose(sh, vol, time.Now())
+			return err
+		})
+		return o, err
+	})
+	if err != nil {
+		var busy *nfs.BusyError
+		if errors.As(err, &busy) {
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"DeleteVolume %s: %s on %s is still in use: %v. Stop the pods that use it on other nodes; the deletion is retried", id, vol.SubDir, vol.ShareSource(), err)
+		}
+		return nil, d.nfsStatus(err, id, vol)
+	}
+	d.names.forgetID(id)
+	klog.InfoS("Volume deleted", "volumeID", id, "path", vol.Source(), "policy", vol.OnDelete, "result", out.done, "archivedAs", out.archivedAs)
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// withShare runs fn on the mounted share of vol, replacing the mount and
+// trying once more if its handles turn out to be stale.
+func (d *Driver) withShare(ctx context.Context, vol nfs.Volume, fn func(*nfs.Share) error) error {
+	for attempt := 0; ; attempt++ {
+		sh, err := d.shares.Acquire(ctx, vol.Server, vol.Share, vol.MountOptions)
+		if err != nil {
+			return err
+		}
+		err = fn(sh)
+		if nfs.IsStale(err) && attempt == 0 {
+			sh.MarkStale()
+			sh.Release()
+			continue
+		}
+		if nfs.IsStale(err) {
+			sh.MarkStale()
+		}
+		sh.Release()
+		return err
+	}
+}
+
+// volumeExists looks the volume's directory up on the share.
+func (d *Driver) volumeExists(ctx context.Context, vol nfs.Volume) (bool, error) {
+	return runLocked(d, ctx, vol.ID(), func(ctx context.Context) (bool, error) {
+		var ok bool
+		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
+			var err error
+			ok, err = nfs.DirExists(sh, vol.SubDir)
+			return err
+		})
+		return ok, err
+	})
+}
+
+// lookupVolume parses an ID and checks that the directory exists, with NotFound
+// for both failures.
+func (d *Driver) lookupVolume(ctx context.Context, rpc, id string) (nfs.Volume, error) {
+	vol, err := nfs.ParseVolumeID(id)
+	if err != nil {
+		return vol, status.Errorf(codes.NotFound, "%s: %v", rpc, err)
+	}
+	ok, err := d.volumeExists(ctx, vol)
+	if err != nil {
+		return vol, d.nfsStatus(err, id, vol)
+	}
+	if !ok {
+		return vol, status.Errorf(codes.NotFound, "%s: volume %s does not exist: no directory %s on %s", rpc, id, vol.SubDir, vol.ShareSource())
+	}
+	return vol, nil
+}
+
+// ValidateVolumeCapabilities confirms the capabilities of an existing volume.
+func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "ValidateVolumeCapabilities: volume ID is required")
+	}
+	if len(req.GetVolumeCapabilities()) == 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "ValidateVolumeCapabilities %s: volume capabilities are required", id)
+	}
+	if _, err := d.lookupVolume(ctx, "ValidateVolumeCapabilities", id); err != nil {
+		return nil, err
+	}
+	if msg := validateCapabilities(req.GetVolumeCapabilities()); msg != "" {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: msg}, nil
+	}
+	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
+		VolumeContext:      req.GetVolumeContext(),
+		VolumeCapabilities: req.GetVolumeCapabilities(),
+		Parameters:         req.GetParameters(),
+		MutableParameters:  req.GetMutableParameters(),
+	}}, nil
+}
+
+// ControllerPublishVolume is bookkeeping for NFS: there is nothing to attach.
+// It exists so that Kubernetes runs attach/detach, which is how it enforces
+// ReadWriteOnce and ReadWriteOncePod across nodes.
+func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
+	id, node := req.GetVolumeId(), req.GetNodeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "ControllerPublishVolume: volume ID is required")
+	}
+	if node == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "ControllerPublishVolume %s: node ID is required", id)
+	}
+	if req.GetVolumeCapability() == nil {
+		return nil, status.Errorf(codes.InvalidArgument, "ControllerPublishVolume %s: volume capability is required", id)
+	}
+	if msg := validateCapability(req.GetVolumeCapability()); msg != "" {
+		return nil, status.Errorf(codes.InvalidArgument, "ControllerPublishVolume %s: %s", id, msg)
+	}
+	if _, err := d.lookupVolume(ctx, "ControllerPublishVolume", id); err != nil {
+		return nil, err
+	}
+	ok, err := d.nodes.Exists(ctx, node)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "ControllerPublishVolume %s: cannot check node %s: %v", id, node, err)
+	}
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "ControllerPublishVolume %s: node %s does not run the %s node plugin", id, node, d.cfg.DriverName)
+	}
+	return &csi.ControllerPublishVolumeResponse{}, nil
+}
+
+// ControllerUnpublishVolume has nothing to undo; it always succeeds for a
+// well-formed request, as the spec asks for unknown volumes and nodes.
+func (d *Driver) ControllerUnpublishVolume(_ context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "ControllerUnpublishVolume: volume ID is required")
+	}
+	return &csi.ControllerUnpublishVolumeResponse{}, nil
+}
+
+// ControllerGetVolume returns an existing volume; NotFound when its
+// directory is gone.
+func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "ControllerGetVolume: volume ID is required")
+	}
+	vol, err := d.lookupVolume(ctx, "ControllerGetVolume", id)
+	if err != nil {
+		return nil, err
+	}
+	return &csi.ControllerGetVolumeResponse{
+		Volume: &csi.Volume{VolumeId: id, VolumeContext: volumeContext(vol)},
+		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{},
+	}, nil
+}
+
+// ControllerGetVolumeHealth reports, from the controller's side, whether the
+// server answers and the directory is there. (CSI v1.13 moved the former
+// VolumeCondition of ControllerGetVolume here.)
+func (d *Driver) ControllerGetVolumeHealth(ctx context.Context, req *csi.ControllerGetVolumeHealthRequest) (*csi.ControllerGetVolumeHealthResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "ControllerGetVolumeHealth: volume ID is required")
+	}
+	vol, err := nfs.ParseVolumeID(id)
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "ControllerGetVolumeHealth: %v", err)
+	}
+	health := &csi.VolumeHealth{VolumeId: id}
+	ok, err := d.volumeExists(ctx, vol)
+	switch {
+	case err != nil:
+		health.HealthStatuses = append(health.HealthStatuses, inaccessible("ServerUnreachable",
+			fmt.Sprintf("the controller cannot reach %s: %v", vol.ShareSource(), err)))
+	case !ok:
+		health.HealthStatuses = append(health.HealthStatuses, inaccessible("DirectoryMissing",
+			fmt.Sprintf("directory %s is missing on %s", vol.SubDir, vol.ShareSource())))
+	}
+	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: health}, nil
+}
+
+func inaccessible(reason, msg string) *csi.VolumeHealth_VolumeHealthEntry {
+	return &csi.VolumeHealth_VolumeHealthEntry{Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: reason, Message: msg}
+}

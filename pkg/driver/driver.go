@@ -1,0 +1,212 @@
+// Package driver implements the CSI Identity, Controller and Node services of
+// nfs-csi and the validation of their requests. Everything that touches NFS
+// lives in package nfs.
+package driver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/kubernetes-csi/csi-lib-utils/protosanitizer"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/example/nfs-csi/pkg/nfs"
+)
+
+// Defaults of the command-line flags.
+const (
+	DefaultDriverName       = "nfs.csi.example.io"
+	DefaultShareIdleTimeout = 5 * time.Minute
+	DefaultOperationTimeout = 30 * time.Second
+)
+
+// The services a process can serve besides Identity.
+const (
+	ModeController = "controller"
+	ModeNode       = "node"
+	ModeBoth       = "both"
+)
+
+// Config is the driver's configuration, filled from flags.
+type Config struct {
+	Endpoint         string
+	NodeID           string
+	DriverName       string
+	Mode             string
+	WorkDir          string
+	ShareIdleTimeout time.Duration
+	OperationTimeout time.Duration
+
+	// Mounter replaces the system mounter; unit tests set it.
+	Mounter nfs.Mounter
+	// MountHelper is the path Probe checks for; empty means look up mount.nfs.
+	MountHelper string
+}
+
+// Driver holds the services' shared state.
+type Driver struct {
+	csi.UnimplementedIdentityServer
+	csi.UnimplementedControllerServer
+	csi.UnimplementedNodeServer
+
+	cfg     Config
+	mounter nfs.Mounter
+	shares  *nfs.ShareMounts
+	stats   *nfs.StatFS
+	locks   *KeyedLocks
+	nodes   NodeRegistry
+	names   *nameIndex
+	pubs    *publications
+}
+
+// New validates cfg and builds a driver. It mounts nothing yet.
+func New(cfg Config) (*Driver, error) {
+	if cfg.DriverName == "" {
+		cfg.DriverName = DefaultDriverName
+	}
+	if cfg.OperationTimeout <= 0 {
+		cfg.OperationTimeout = DefaultOperationTimeout
+	}
+	if cfg.ShareIdleTimeout <= 0 {
+		cfg.ShareIdleTimeout = DefaultShareIdleTimeout
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeBoth
+	case ModeController, ModeNode, ModeBoth:
+	default:
+		return nil, fmt.Errorf("--mode=%q: want controller, node or both", cfg.Mode)
+	}
+	if cfg.runsNode() && cfg.NodeID == "" {
+		return nil, fmt.Errorf("--nodeid is required when the node service runs (--mode=%s)", cfg.Mode)
+	}
+	if len(cfg.NodeID) > 256 {
+		return nil, fmt.Errorf("--nodeid is %d bytes; CSI allows at most 256", len(cfg.NodeID))
+	}
+	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), names: newNameIndex(), pubs: newPublications()}
+	if d.mounter == nil {
+		d.mounter = &nfs.SystemMounter{}
+	}
+	if cfg.runsController() {
+		if cfg.WorkDir == "" {
+			return nil, fmt.Errorf("--workdir is required when the controller service runs")
+		}
+		shares, err := nfs.NewShareMounts(d.mounter, filepath.Join(cfg.WorkDir, "shares"), cfg.ShareIdleTimeout)
+		if err != nil {
+			return nil, err
+		}
+		d.shares = shares
+	}
+	// A controller that shares its process with the node service knows the
+	// only node there is; a controller on its own relies on the CO, which
+	// only ever sends node IDs that a node plugin reported.
+	if cfg.runsNode() {
+		d.nodes = localNode(cfg.NodeID)
+	} else {
+		d.nodes = anyNode{}
+	}
+	return d, nil
+}
+
+func (c Config) runsController() bool { return c.Mode == ModeController || c.Mode == ModeBoth }
+func (c Config) runsNode() bool       { return c.Mode == ModeNode || c.Mode == ModeBoth }
+
+// Close unmounts the controller's idle share mounts.
+func (d *Driver) Close() {
+	if d.shares != nil {
+		d.shares.Close()
+	}
+}
+
+// Run serves the CSI services on cfg.Endpoint until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	d, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	lis, err := Listen(cfg.Endpoint)
+	if err != nil {
+		return err
+	}
+	srv := d.NewGRPCServer()
+	klog.InfoS("Serving CSI", "driver", cfg.DriverName, "version", Version(), "mode", cfg.Mode, "endpoint", cfg.Endpoint, "node", cfg.NodeID)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case <-ctx.Done():
+		klog.InfoS("Shutting down")
+		srv.GracefulStop()
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// NewGRPCServer registers the services this driver's mode serves.
+func (d *Driver) NewGRPCServer() *grpc.Server {
+	srv := grpc.NewServer(grpc.UnaryInterceptor(logAndRecover))
+	csi.RegisterIdentityServer(srv, d)
+	if d.cfg.runsController() {
+		csi.RegisterControllerServer(srv, d)
+	}
+	if d.cfg.runsNode() {
+		csi.RegisterNodeServer(srv, d)
+	}
+	return srv
+}
+
+// Listen opens a unix:// or tcp:// endpoint, replacing a stale socket file.
+func Listen(endpoint string) (net.Listener, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("--endpoint %q: %w", endpoint, err)
+	}
+	switch u.Scheme {
+	case "unix":
+		p := u.Path
+		if p == "" {
+			p = u.Host + u.Opaque
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			return nil, err
+		}
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("remove stale socket %s: %w", p, err)
+		}
+		return net.Listen("unix", p)
+	case "tcp":
+		return net.Listen("tcp", u.Host)
+	}
+	return nil, fmt.Errorf("--endpoint %q: want unix:///path or tcp://host:port", endpoint)
+}
+
+// logAndRecover logs every call with its secrets stripped, and turns a panic
+// into Internal so one bad request cannot take the node's mounts down with it.
+func logAndRecover(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			klog.ErrorS(fmt.Errorf("panic: %v", r), "CSI call panicked", "method", info.FullMethod, "stack", string(debug.Stack()))
+			resp, err = nil, status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
+		}
+	}()
+	klog.V(2).InfoS("CSI request", "method", info.FullMethod, "request", protosanitizer.StripSecrets(req))
+	resp, err = handler(ctx, req)
+	if err != nil {
+		klog.ErrorS(err, "CSI call failed", "method", info.FullMethod, "duration", time.Since(start))
+	} else {
+		klog.V(2).InfoS("CSI response", "method", info.FullMethod, "response", protosanitizer.StripSecrets(resp), "duration", time.Since(start))
+	}
+	return resp, err
+}

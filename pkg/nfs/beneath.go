@@ -1,0 +1,218 @@
+package nfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Everything below walks a validated relative path one component at a time
+// with openat(O_NOFOLLOW|O_DIRECTORY) from a directory fd, so a symlink that a
+// volume's user planted anywhere on the path makes the call fail instead of
+// leading it outside the share. Validation already rejected "..".
+
+const dirOpenFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+
+// ErrSymlink reports a path component that is a symlink or not a directory.
+var ErrSymlink = errors.New("is a symlink or not a directory; refusing to follow it")
+
+func openDirAt(dirFd int, name string) (int, error) {
+	for {
+		fd, err := unix.Openat(dirFd, name, dirOpenFlags, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			return -1, fmt.Errorf("%q %w", name, ErrSymlink)
+		}
+		return fd, err
+	}
+}
+
+// OpenBeneath opens the directory rel (a validated relative path) under the
+// directory rootFd without following symlinks. The caller closes the fd.
+func OpenBeneath(rootFd int, rel string) (int, error) {
+	fd, err := unix.Dup(rootFd)
+	if err != nil {
+		return -1, err
+	}
+	if rel == "" {
+		return fd, nil
+	}
+	for _, c := range strings.Split(rel, "/") {
+		next, err := openDirAt(fd, c)
+		unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
+}
+
+// MkdirAllBeneath creates rel and any missing parents under rootFd without
+// following symlinks, and returns an fd of the final directory together with
+// the components it created (so that DeleteVolume and crash recovery know
+// which parents the template made). Existing directories are accepted.
+func MkdirAllBeneath(rootFd int, rel string, mode uint32) (fd int, created []string, err error) {
+	fd, err = unix.Dup(rootFd)
+	if err != nil {
+		return -1, nil, err
+	}
+	parts := strings.Split(rel, "/")
+	for i, c := range parts {
+		err := unix.Mkdirat(fd, c, mode)
+		switch {
+		case err == nil:
+			created = append(created, strings.Join(parts[:i+1], "/"))
+		case err == unix.EEXIST:
+		default:
+			unix.Close(fd)
+			return -1, created, fmt.Errorf("mkdir %q: %w", strings.Join(parts[:i+1], "/"), err)
+		}
+		next, err := openDirAt(fd, c)
+		unix.Close(fd)
+		if err != nil {
+			return -1, created, fmt.Errorf("open %q: %w", strings.Join(parts[:i+1], "/"), err)
+		}
+		fd = next
+	}
+	return fd, created, nil
+}
+
+// ErrBusy reports files that another NFS client still holds open.
+var ErrBusy = errors.New("files are still open on another NFS client")
+
+// BusyError lists the silly-renamed files (.nfsXXXX) that kept a directory
+// from being removed.
+type BusyError struct{ Files []string }
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%v: %s", ErrBusy, strings.Join(e.Files, ", "))
+}
+
+// Unwrap lets errors.Is(err, ErrBusy) match.
+func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// RemoveTreeAt removes name, a directory entry of dirFd, with everything
+// below it, never following symlinks (a symlink is unlinked, not entered).
+// Files named .nfs* are open on some NFS client; they are left in place and
+// reported as a *BusyError after everything else is gone, so a retry can
+// finish the job and nothing is reported as deleted while it is not.
+// A missing name is not an error.
+func RemoveTreeAt(dirFd int, name string) error {
+	// Most volumes are deleted empty or small; try the cheap call first.
+	err := unix.Unlinkat(dirFd, name, unix.AT_REMOVEDIR)
+	switch err {
+	case nil, unix.ENOENT:
+		return nil
+	case unix.ENOTDIR:
+		return ignoreNotExist(unix.Unlinkat(dirFd, name, 0))
+	case unix.ENOTEMPTY, unix.EEXIST:
+	default:
+		return fmt.Errorf("rmdir %q: %w", name, err)
+	}
+	busy, err := removeContents(dirFd, name, name)
+	if err != nil {
+		return err
+	}
+	if len(busy) > 0 {
+		return &BusyError{Files: busy}
+	}
+	if err := unix.Unlinkat(dirFd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("rmdir %q: %w", name, err)
+	}
+	return nil
+}
+
+func removeContents(parentFd int, name, display string) (busy []string, err error) {
+	fd, err := openDirAt(parentFd, name)
+	if err != nil {
+		if errors.Is(err, ErrSymlink) {
+			return nil, ignoreNotExist(unix.Unlinkat(parentFd, name, 0))
+		}
+		return nil, ignoreNotExist(err)
+	}
+	dir := os.NewFile(uintptr(fd), display)
+	defer dir.Close()
+	for {
+		entries, err := dir.ReadDir(256)
+		for _, e := range entries {
+			child := display + "/" + e.Name()
+			if !e.IsDir() {
+				if strings.HasPrefix(e.Name(), ".nfs") {
+					busy = append(busy, child)
+					continue
+				}
+				err := unix.Unlinkat(fd, e.Name(), 0)
+				if err == nil || err == unix.ENOENT {
+					continue
+				}
+				if err != unix.EISDIR {
+					return busy, fmt.Errorf("unlink %q: %w", child, err)
+				}
+				// It became a directory since ReadDir: remove it as one.
+			}
+			sub, err := removeContents(fd, e.Name(), child)
+			busy = append(busy, sub...)
+			if err != nil {
+				return busy, err
+			}
+			if len(sub) == 0 {
+				if err := unix.Unlinkat(fd, e.Name(), unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+					return busy, fmt.Errorf("rmdir %q: %w", child, err)
+				}
+			}
+		}
+		if err != nil || len(entries) == 0 {
+			break
+		}
+	}
+	return busy, nil
+}
+
+// RemoveEmptyParents removes the parents of rel (never rel's share root) from
+// the deepest up, stopping at the first that is not empty. It is how the
+// directories a nested subDir template created disappear with their last
+// volume.
+func RemoveEmptyParents(rootFd int, rel string) error {
+	for {
+		i := strings.LastIndexByte(rel, '/')
+		if i < 0 {
+			return nil
+		}
+		rel = rel[:i]
+		parent, base := splitParent(rel)
+		pfd, err := OpenBeneath(rootFd, parent)
+		if err != nil {
+			return ignoreNotExist(err)
+		}
+		err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
+		unix.Close(pfd)
+		switch err {
+		case nil, unix.ENOENT:
+		case unix.ENOTEMPTY, unix.EEXIST, unix.EBUSY:
+			return nil
+		default:
+			return fmt.Errorf("rmdir %q: %w", rel, err)
+		}
+	}
+}
+
+// splitParent splits "a/b/c" into "a/b" and "c", and "c" into "" and "c".
+func splitParent(rel string) (string, string) {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i], rel[i+1:]
+	}
+	return "", rel
+}
+
+func ignoreNotExist(err error) error {
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,94 @@
+package nfs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Record is what the controller remembers about a volume it created, kept
+// on the share so that another controller replica, or this one after a
+// restart, gives the same answers: CreateVolume's idempotency and
+// AlreadyExists checks, and DeleteVolume's proof that the directory is ours.
+//
+// A record is stored as the target of a symlink in .nfs-csi/volumes/ at the
+// share root, named after a hash of the subdirectory. symlink(2) is atomic and
+// exclusive on NFS, needs no fsync-and-rename dance to survive a crash, and
+// costs one round trip to write and one to read.
+type Record struct {
+	Version          int    `json:"v"`
+	Name             string `json:"name"`
+	VolumeID         string `json:"id"`
+	CapacityBytes    int64  `json:"capacityBytes,omitempty"`
+	MountPermissions string `json:"mountPermissions,omitempty"`
+}
+
+// RecordDir is the records directory under the share root.
+const RecordDir = MetadataDirName + "/volumes"
+
+// recordKey names the record of a subdirectory: one directory, one owner.
+func recordKey(subDir string) string {
+	sum := sha256.Sum256([]byte(subDir))
+	return hex.EncodeToString(sum[:16])
+}
+
+// ErrRecordExists is returned by CreateRecord when another record holds the
+// subdirectory; the caller reads it to decide between idempotent success and
+// AlreadyExists.
+var ErrRecordExists = errors.New("a record for this subdirectory already exists")
+
+// OpenRecordDir opens, creating on first use, the records directory under rootFd.
+func OpenRecordDir(rootFd int) (int, error) {
+	fd, _, err := MkdirAllBeneath(rootFd, RecordDir, 0o700)
+	return fd, err
+}
+
+// CreateRecord writes rec for subDir, failing with ErrRecordExists if any
+// record already holds that subdirectory.
+func CreateRecord(recDirFd int, subDir string, rec Record) error {
+	rec.Version = 1
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if len(data) >= 4096 {
+		return fmt.Errorf("record for %q is %d bytes, over the 4095-byte symlink limit", subDir, len(data))
+	}
+	err = unix.Symlinkat(string(data), recDirFd, recordKey(subDir))
+	if err == unix.EEXIST {
+		return ErrRecordExists
+	}
+	if err != nil {
+		return fmt.Errorf("write record %s/%s for %q: %w", RecordDir, recordKey(subDir), subDir, err)
+	}
+	return nil
+}
+
+// ReadRecord returns the record of subDir, or ok=false when there is none.
+func ReadRecord(recDirFd int, subDir string) (rec Record, ok bool, err error) {
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(recDirFd, recordKey(subDir), buf)
+	if err == unix.ENOENT {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("read record %s/%s for %q: %w", RecordDir, recordKey(subDir), subDir, err)
+	}
+	if err := json.Unmarshal(buf[:n], &rec); err != nil {
+		return Record{}, false, fmt.Errorf("record %s/%s for %q is corrupt: %w", RecordDir, recordKey(subDir), subDir, err)
+	}
+	return rec, true, nil
+}
+
+// DeleteRecord removes the record of subDir; a missing record is not an error.
+func DeleteRecord(recDirFd int, subDir string) error {
+	err := unix.Unlinkat(recDirFd, recordKey(subDir), 0)
+	if err != nil && err != unix.ENOENT {
+		return fmt.Errorf("remove record %s/%s for %q: %w", RecordDir, recordKey(subDir), subDir, err)
+	}
+	return nil
+}

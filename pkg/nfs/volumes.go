@@ -1,0 +1,184 @@
+package nfs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Provision makes vol's directory on the share and records it as rec.
+//
+// The record is claimed first, with an exclusive symlink, and the directory
+// made second: two controllers racing for one subdirectory cannot both win,
+// and a crash between the two steps leaves a record whose retry finishes the
+// directory. When a record already exists, compatible decides whether it is
+// this same volume (a retry: the directory is made sure of and the stored
+// record returned) or a conflict (its error is returned with the stored record).
+// perm, when not nil, is applied to the volume directory with fchmod, so the
+// process umask does not matter.
+func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(stored Record) error) (Record, error) {
+	if vol.SubDir == "" {
+		return Record{}, fmt.Errorf("volume %s: refusing to provision the share root of %s", vol.ID(), vol.ShareSource())
+	}
+	recFd, err := sh.RecordDirFd()
+	if err != nil {
+		return Record{}, err
+	}
+	stored := rec
+	switch err := CreateRecord(recFd, vol.SubDir, rec); {
+	case errors.Is(err, ErrRecordExists):
+		var ok bool
+		stored, ok, err = ReadRecord(recFd, vol.SubDir)
+		if err != nil {
+			return Record{}, err
+		}
+		if !ok {
+			return Record{}, fmt.Errorf("volume %s: the record of %s vanished while it was read; retry", vol.ID(), vol.SubDir)
+		}
+		if err := compatible(stored); err != nil {
+			return stored, err
+		}
+	case err != nil:
+		return Record{}, err
+	}
+	fd, _, err := MkdirAllBeneath(sh.RootFd(), vol.SubDir, 0o777)
+	if err != nil {
+		return stored, fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+	}
+	defer unix.Close(fd)
+	if perm != nil {
+		if err := unix.Fchmod(fd, *perm); err != nil {
+			return stored, fmt.Errorf("volume %s: chmod %o %s on %s: %w", vol.ID(), *perm, vol.SubDir, vol.ShareSource(), err)
+		}
+	}
+	return stored, nil
+}
+
+// Disposal says what Dispose did.
+type Disposal string
+
+// What Dispose can do to a volume's directory.
+const (
+	Deleted     Disposal = "deleted"
+	Archived    Disposal = "archived"
+	Retained    Disposal = "retained"
+	NotOurs     Disposal = "left in place: no creation record (a static volume, or already deleted)"
+	ShareRootNo Disposal = "left in place: a volume that is the share root is never deleted"
+)
+
+// Dispose applies vol's delete policy. It acts only on a directory that has a
+// creation record, so a hand-written or copied static PV whose handle says
+// "delete" cannot destroy data this driver never created, and a second
+// DeleteVolume is a no-op. The record goes last, so a retry after a crash or
+// a busy-file error finishes the job. archivedAs is the archive's path
+// relative to the share.
+func Dispose(sh *Share, vol Volume, now time.Time) (done Disposal, archivedAs string, err error) {
+	if vol.SubDir == "" {
+		return ShareRootNo, "", nil
+	}
+	recFd, err := sh.RecordDirFd()
+	if err != nil {
+		return "", "", err
+	}
+	if _, ok, err := ReadRecord(recFd, vol.SubDir); err != nil || !ok {
+		return NotOurs, "", err
+	}
+	switch vol.OnDelete {
+	case OnDeleteRetain:
+		done = Retained
+	case OnDeleteArchive:
+		archivedAs, err = archive(sh.RootFd(), vol.SubDir, now)
+		if err != nil {
+			return "", "", fmt.Errorf("volume %s: archive %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+		}
+		done = Archived
+	default:
+		if err := removeVolumeDir(sh.RootFd(), vol.SubDir); err != nil {
+			return "", "", fmt.Errorf("volume %s: delete %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+		}
+		done = Deleted
+	}
+	if err := DeleteRecord(recFd, vol.SubDir); err != nil {
+		return "", "", err
+	}
+	return done, archivedAs, nil
+}
+
+func removeVolumeDir(rootFd int, subDir string) error {
+	parent, base := splitParent(subDir)
+	pfd, err := OpenBeneath(rootFd, parent)
+	if err != nil {
+		return ignoreNotExist(err)
+	}
+	err = RemoveTreeAt(pfd, base)
+	unix.Close(pfd)
+	if err != nil {
+		return err
+	}
+	return RemoveEmptyParents(rootFd, subDir)
+}
+
+// ArchivePrefix starts the name of every archived volume directory.
+const ArchivePrefix = "archived-"
+
+// ArchiveName is the name an archived directory gets: the original name, a
+// UTC timestamp and a random suffix, so that archiving the same PVC name
+// twice, even in the same second, keeps both archives.
+func ArchiveName(base string, now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	suffix := "-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	if max := MaxComponentLen - len(ArchivePrefix) - len(suffix); len(base) > max {
+		base = base[:max]
+	}
+	return ArchivePrefix + base + suffix
+}
+
+// archive renames the directory within its parent. NFS has no
+// RENAME_NOREPLACE, so the target is checked first; with a random suffix a
+// collision would need two archives in one second with the same 32 random
+// bits, and the check catches even that.
+func archive(rootFd int, subDir string, now time.Time) (string, error) {
+	parent, base := splitParent(subDir)
+	pfd, err := OpenBeneath(rootFd, parent)
+	if err != nil {
+		return "", ignoreNotExist(err)
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == unix.ENOENT {
+		return "", nil
+	}
+	for range 5 {
+		name := ArchiveName(base, now)
+		if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != unix.ENOENT {
+			continue
+		}
+		if err := unix.Renameat(pfd, base, pfd, name); err != nil {
+			return "", fmt.Errorf("rename %s to %s: %w", base, name, err)
+		}
+		if parent == "" {
+			return name, nil
+		}
+		return parent + "/" + name, nil
+	}
+	return "", fmt.Errorf("could not find a free archive name for %s", subDir)
+}
+
+// DirExists reports whether the volume directory rel exists under the share,
+// as a real directory reached without symlinks.
+func DirExists(sh *Share, rel string) (bool, error) {
+	fd, err := OpenBeneath(sh.RootFd(), rel)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, ErrSymlink) {
+			return false, nil
+		}
+		return false, err
+	}
+	unix.Close(fd)
+	return true, nil
+}
