@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source hack/tools.sh
-helm=$(nfs_csi::helm)
+trap nfs_csi::cleanup EXIT
+nfs_csi::helm
+helm=$NFS_CSI_HELM
 rc=0
 for values in "" charts/nfs-csi/ci/full-values.yaml; do
   echo "helm-lint: ${values:-default values}" >&2

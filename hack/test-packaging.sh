@@ -60,11 +60,11 @@ full=$chart/ci/full-values.yaml
 render=${NFS_CSI_RENDER_DIR:-_output/packaging}
 mkdir -p "$render"
 work=$(mktemp -d "${TMPDIR:-/tmp}/nfs-csi-packaging.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; nfs_csi::cleanup' EXIT
 
 echo "== tools"
 t0=$SECONDS
-helm=$(nfs_csi::helm) || { fail "install helm ${NFS_CSI_HELM_VERSION}"; echo "$passed passed, $failed failed"; exit 1; }
+nfs_csi::helm && helm=$NFS_CSI_HELM || { fail "install helm ${NFS_CSI_HELM_VERSION}"; echo "$passed passed, $failed failed"; exit 1; }
 kubecheck=$(nfs_csi::kubecheck) || { fail "build kubecheck"; echo "$passed passed, $failed failed"; exit 1; }
 echo "     helm $NFS_CSI_HELM_VERSION and kubecheck ready ($((SECONDS - t0))s)"
 kv=(--kube-version "$NFS_CSI_KUBE_VERSION")
@@ -104,6 +104,12 @@ elif grep -q 'unknown field' <<<"$out"; then
   ok "kubecheck rejects a misspelt field (negative control)"
 else
   fail "kubecheck rejects a misspelt field (negative control)" "$out"
+fi
+
+if [[ -n ${NFS_CSI_HELM_HOME:-} && $HELM_CACHE_HOME == "$NFS_CSI_HELM_HOME"/* && $HELM_CONFIG_HOME == "$NFS_CSI_HELM_HOME"/* && $HELM_DATA_HOME == "$NFS_CSI_HELM_HOME"/* ]]; then
+  ok "helm runs with private cache/config/data directories (offline)"
+else
+  fail "helm runs with private cache/config/data directories (offline)" "HELM_CACHE_HOME=${HELM_CACHE_HOME:-}"
 fi
 
 echo "== deploy/ is generated from the chart"
@@ -276,6 +282,7 @@ if ((BUILD)); then
   t0=$SECONDS
   if out=$(make --no-print-directory build-all 2>&1); then
     ok "make build-all ($((SECONDS - t0))s)"
+    grep '^build-all:' <<<"$out" | sed 's/^/       /'
   else
     fail "make build-all" "$out"
   fi
@@ -297,8 +304,8 @@ if ((BUILD)); then
     fi
   done
   # The build settings recorded in the binary: GOARM=7 for linux/arm.
-  if out=$(go version -m bin/linux-arm/nfs-csi 2>&1) && grep -qP '^\s+build\s+GOARM=7$' <<<"$out" &&
-    grep -qP '^\s+build\s+CGO_ENABLED=0$' <<<"$out"; then
+  if out=$(go version -m bin/linux-arm/nfs-csi 2>&1) && grep -qE '^[[:space:]]+build[[:space:]]+GOARM=7$' <<<"$out" &&
+    grep -qE '^[[:space:]]+build[[:space:]]+CGO_ENABLED=0$' <<<"$out"; then
     ok "linux/arm binary built with GOARM=7, CGO_ENABLED=0 (go version -m)"
   else
     fail "linux/arm binary built with GOARM=7, CGO_ENABLED=0 (go version -m)" "$out"

@@ -2,7 +2,8 @@
 # Shared helper: pinned tools for nfs-csi's packaging scripts. Source it:
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
-#   helm=$(nfs_csi::helm)            # path to helm, installed if missing
+#   nfs_csi::helm; trap nfs_csi::cleanup EXIT
+#   "$NFS_CSI_HELM" template ...     # helm, installed if missing
 #   nfs_csi::qemu riscv64            # path to qemu-riscv64-static, installed if missing
 #
 # Tools are installed outside the repository, in a cache keyed by version:
@@ -40,20 +41,29 @@ nfs_csi::go_install() {
   GOBIN=$dir GOFLAGS= CGO_ENABLED=0 go install "$pkg" >&2
 }
 
-# nfs_csi::helm: path of a helm binary of the pinned version. Also points
-# helm's cache, config and data directories at a private temporary directory,
-# so that it never reads the user's repositories or reaches the network.
+# nfs_csi::helm: installs helm of the pinned version if missing and sets, in
+# the calling shell (do not call it in $(...)):
+#   NFS_CSI_HELM       path of the helm binary
+#   HELM_CACHE_HOME, HELM_CONFIG_HOME, HELM_DATA_HOME  under NFS_CSI_HELM_HOME,
+#                      a private temporary directory, so that helm never reads
+#                      the user's repositories or reaches the network
+# Remove "$NFS_CSI_HELM_HOME" when done (nfs_csi::cleanup does).
 nfs_csi::helm() {
   local dir=$NFS_CSI_TOOLS/helm-$NFS_CSI_HELM_VERSION
   nfs_csi::go_install "$dir" "helm.sh/helm/v3/cmd/helm@${NFS_CSI_HELM_VERSION}" || return 1
+  NFS_CSI_HELM=$dir/helm
   if [[ -z ${NFS_CSI_HELM_HOME:-} ]]; then
-    NFS_CSI_HELM_HOME=$(mktemp -d "${TMPDIR:-/tmp}/nfs-csi-helm.XXXXXX")
-    export NFS_CSI_HELM_HOME
+    NFS_CSI_HELM_HOME=$(mktemp -d "${TMPDIR:-/tmp}/nfs-csi-helm.XXXXXX") || return 1
   fi
   export HELM_CACHE_HOME=$NFS_CSI_HELM_HOME/cache
   export HELM_CONFIG_HOME=$NFS_CSI_HELM_HOME/config
   export HELM_DATA_HOME=$NFS_CSI_HELM_HOME/data
-  echo "$dir/helm"
+}
+
+# nfs_csi::cleanup: removes what nfs_csi::helm created. For an EXIT trap.
+nfs_csi::cleanup() {
+  [[ -n ${NFS_CSI_HELM_HOME:-} ]] && rm -rf "$NFS_CSI_HELM_HOME"
+  NFS_CSI_HELM_HOME=
 }
 
 # nfs_csi::qemu ARCH: path of qemu-ARCH-static (ARCH as qemu names it:
