@@ -211,8 +211,7 @@ const statTimeout = 5 * time.Second
 func (d *Driver) isStale(ctx context.Context, target string) bool {
 	ctx, cancel := context.WithTimeout(ctx, statTimeout)
 	defer cancel()
-	_, err := d.stats.Usage(ctx, target)
-	return nfs.IsStale(err)
+	return nfs.IsStale(d.stats.Check(ctx, target))
 }
 
 // NodeUnpublishVolume unmounts the target and removes it. It returns in
@@ -336,7 +335,7 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, statTimeout)
-		_, err := d.stats.Usage(sctx, p)
+		err := d.stats.Check(sctx, p)
 		cancel()
 		if err != nil {
 			report(statReason(err), statProblem(mp.Source, p, err))

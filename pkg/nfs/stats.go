@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -37,46 +39,70 @@ func NewStatFS() *StatFS {
 
 // Usage returns the file-system figures of path.
 func (s *StatFS) Usage(ctx context.Context, path string) (Usage, error) {
+	var st unix.Statfs_t
+	if err := s.bounded(ctx, path, func() error { return s.statfs(path, &st) }); err != nil {
+		return Usage{}, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	bs := int64(st.Frsize)
+	if bs == 0 {
+		bs = int64(st.Bsize)
+	}
+	u := Usage{
+		TotalBytes:     int64(st.Blocks) * bs,
+		AvailableBytes: int64(st.Bavail) * bs,
+		UsedBytes:      int64(st.Blocks-st.Bfree) * bs,
+		TotalInodes:    int64(st.Files),
+		FreeInodes:     int64(st.Ffree),
+	}
+	u.UsedInodes = u.TotalInodes - u.FreeInodes
+	return u, nil
+}
+
+// Check tells whether the mounted directory at path still answers: statfs,
+// then open and read one directory entry. statfs alone is not enough: an
+// NFSv3 server answers FSSTAT for a directory that was removed and recreated,
+// and only the READDIR shows the client its handle is stale. open forces the
+// close-to-open revalidation that a plain stat would answer from cache.
+func (s *StatFS) Check(ctx context.Context, path string) error {
+	return s.bounded(ctx, path, func() error {
+		var st unix.Statfs_t
+		if err := s.statfs(path, &st); err != nil {
+			return fmt.Errorf("statfs %s: %w", path, err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
+			return fmt.Errorf("read directory %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// bounded runs fn, a file-system call on path, for no longer than ctx allows.
+func (s *StatFS) bounded(ctx context.Context, path string, fn func() error) error {
 	s.mu.Lock()
 	if s.pending[path] {
 		s.mu.Unlock()
-		return Usage{}, ErrStatPending
+		return ErrStatPending
 	}
 	s.pending[path] = true
 	s.mu.Unlock()
 
-	type result struct {
-		st  unix.Statfs_t
-		err error
-	}
-	done := make(chan result, 1)
+	done := make(chan error, 1)
 	go func() {
-		var r result
-		r.err = s.statfs(path, &r.st)
+		err := fn()
 		s.mu.Lock()
 		delete(s.pending, path)
 		s.mu.Unlock()
-		done <- r
+		done <- err
 	}()
 	select {
-	case r := <-done:
-		if r.err != nil {
-			return Usage{}, fmt.Errorf("statfs %s: %w", path, r.err)
-		}
-		bs := int64(r.st.Frsize)
-		if bs == 0 {
-			bs = int64(r.st.Bsize)
-		}
-		u := Usage{
-			TotalBytes:     int64(r.st.Blocks) * bs,
-			AvailableBytes: int64(r.st.Bavail) * bs,
-			UsedBytes:      int64(r.st.Blocks-r.st.Bfree) * bs,
-			TotalInodes:    int64(r.st.Files),
-			FreeInodes:     int64(r.st.Ffree),
-		}
-		u.UsedInodes = u.TotalInodes - u.FreeInodes
-		return u, nil
+	case err := <-done:
+		return err
 	case <-ctx.Done():
-		return Usage{}, fmt.Errorf("statfs %s: %w", path, ctx.Err())
+		return ctx.Err()
 	}
 }
