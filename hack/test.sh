@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make test: every check, from a fresh Debian 12 machine with Go, as root.
+# Installs what it needs (Debian packages, pinned Go tools) and runs:
+# gofmt, go vet, staticcheck, unit tests with -race, a short fuzz of every
+# fuzz target, the packaging checks, and in one user-mode-Linux boot with a
+# real kernel nfsd: csi-sanity over NFSv3 and NFSv4.1 and the integration
+# tests. Ends with "N passed, M failed" and exits non-zero on any failure.
+#
+#   hack/test.sh              everything
+#   hack/test.sh --unit-only  the host-side checks only (no UML, no packaging)
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+# shellcheck source=hack/tools.sh
+source hack/tools.sh
+unit_only=false
+[ "${1:-}" = --unit-only ] && unit_only=true
+FUZZTIME=${FUZZTIME:-10s}
+STATICCHECK_VERSION=v0.8.2
+
+passed=0 failed=0 failures=()
+step() {
+	local name=$1; shift
+	local start=$SECONDS
+	echo "=== $name"
+	if "$@"; then
+		passed=$((passed + 1)); echo "--- ok   $name ($((SECONDS - start))s)"
+	else
+		failed=$((failed + 1)); failures+=("$name"); echo "--- FAIL $name ($((SECONDS - start))s)"
+	fi
+}
+
+gofmt_clean() {
+	local out; out=$(gofmt -l cmd pkg test)
+	[ -z "$out" ] || { echo "gofmt would change:"; echo "$out"; return 1; }
+}
+vet() { go vet ./... && go vet -tags uml ./test/integration/; }
+staticcheck_all() {
+	local dir=$NFS_CSI_TOOLS/staticcheck-$STATICCHECK_VERSION
+	nfs_csi::go_install "$dir" "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" &&
+		"$dir/staticcheck" ./... && "$dir/staticcheck" -tags uml ./test/integration/
+}
+unit() { go test -race -count=1 ./...; }
+fuzz() {
+	local pkg target any=false
+	for pkg in $(go list ./...); do
+		for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+			any=true
+			echo "fuzz $pkg $target for $FUZZTIME"
+			go test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" "$pkg" || return 1
+		done
+	done
+	$any || { echo "no fuzz targets found"; return 1; }
+}
+uml_suites() {
+	# shellcheck source=hack/uml-artifacts.sh
+	source hack/uml-artifacts.sh || return 1
+	local out=_output/uml-suites.txt
+	test/uml/run.sh --timeout 1500 -- test/integration/guest.sh "$root" "$CSI_SANITY" | tee "$out"
+	local rc=${PIPESTATUS[0]}
+	grep -q '^RESULT integration pass' "$out" && grep -q '^RESULT csi-sanity-nfs3 pass' "$out" &&
+		grep -q '^RESULT csi-sanity-nfs4.1 pass' "$out" && [ "$rc" = 0 ]
+}
+
+step deps hack/deps.sh
+step gofmt gofmt_clean
+step vet vet
+step staticcheck staticcheck_all
+step unit unit
+step fuzz fuzz
+if ! $unit_only; then
+	step packaging hack/test-packaging.sh
+	step uml-nfs uml_suites
+fi
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failed steps: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
