@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"errors"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -39,13 +38,4 @@ func runLocked[T any](d *Driver, ctx context.Context, key string, op func(ctx co
 			"volume %s: the NFS operation did not finish within %v; the NFS server is probably slow or unreachable. It goes on in the background and a retry waits for it",
 			key, d.cfg.OperationTimeout)
 	}
-}
-
-// deadlineStatus turns a context error inside op into DeadlineExceeded with
-// the volume named; other errors pass through.
-func deadlineStatus(err error, volumeID, what string) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return status.Errorf(codes.DeadlineExceeded, "volume %s: %s: %v", volumeID, what, err)
-	}
-	return err
 }

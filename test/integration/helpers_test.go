@@ -50,13 +50,12 @@ func exportDir() string { return os.Getenv("NFS_EXPORT_DIR") }
 // env is one driver, serving both services over a real unix socket, and the
 // clients of its services.
 type env struct {
-	t        *testing.T
-	v        nfsVersion
-	dir      string
-	ctrl     csi.ControllerClient
-	node     csi.NodeClient
-	ident    csi.IdentityClient
-	stopOnce func()
+	t     *testing.T
+	v     nfsVersion
+	dir   string
+	ctrl  csi.ControllerClient
+	node  csi.NodeClient
+	ident csi.IdentityClient
 }
 
 func startDriver(t *testing.T, v nfsVersion) *env {
