@@ -138,7 +138,12 @@ type env struct {
 	export  string // the exported directory
 	workDir string
 	helper  string // an existing file standing in for mount.nfs
+
+	closeOnce sync.Once
 }
+
+// close closes the driver once; Driver.Close panics when called twice.
+func (e *env) close() { e.closeOnce.Do(e.d.Close) }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -163,7 +168,7 @@ func newEnv(t *testing.T) *env {
 	e.d = d
 	// Registered after the TempDirs, so it runs before their removal and
 	// puts the export back in place.
-	t.Cleanup(d.Close)
+	t.Cleanup(e.close)
 	return e
 }
 
