@@ -77,7 +77,9 @@ func TestCreateVolumeInvalidArgument(t *testing.T) {
 		{"unknown parameter", func(r *csi.CreateVolumeRequest) { r.Parameters["colour"] = "blue" }, []string{`"colour"`}},
 		{"bad mountPermissions", func(r *csi.CreateVolumeRequest) { r.Parameters["mountPermissions"] = "999" }, []string{"mountPermissions"}},
 		{"negative capacity", func(r *csi.CreateVolumeRequest) { r.CapacityRange = &csi.CapacityRange{RequiredBytes: -1} }, []string{"negative"}},
-		{"empty capacity range", func(r *csi.CreateVolumeRequest) { r.CapacityRange = &csi.CapacityRange{RequiredBytes: 2 * gib, LimitBytes: gib} }, []string{"limit"}},
+		{"empty capacity range", func(r *csi.CreateVolumeRequest) {
+			r.CapacityRange = &csi.CapacityRange{RequiredBytes: 2 * gib, LimitBytes: gib}
+		}, []string{"limit"}},
 		{"content source", func(r *csi.CreateVolumeRequest) {
 			r.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: "snap-1"}}}
 		}, []string{"snapshot"}},
@@ -90,7 +92,9 @@ func TestCreateVolumeInvalidArgument(t *testing.T) {
 		{"template ../x", func(r *csi.CreateVolumeRequest) { r.Parameters = tmpl("../x", "data") }, []string{"subDir", `".."`}},
 		{"template with a leading slash", func(r *csi.CreateVolumeRequest) { r.Parameters = tmpl("/abs/${pvc.metadata.name}", "data") }, []string{"subDir"}},
 		{"template with ../ after a variable", func(r *csi.CreateVolumeRequest) { r.Parameters = tmpl("${pvc.metadata.name}/../../x", "data") }, []string{"subDir"}},
-		{"pvc name ..", func(r *csi.CreateVolumeRequest) { r.Parameters = tmpl("${pvc.metadata.namespace}/${pvc.metadata.name}", "..") }, []string{"pvc.metadata.name", `".."`}},
+		{"pvc name ..", func(r *csi.CreateVolumeRequest) {
+			r.Parameters = tmpl("${pvc.metadata.namespace}/${pvc.metadata.name}", "..")
+		}, []string{"pvc.metadata.name", `".."`}},
 		{"pvc name with a slash", func(r *csi.CreateVolumeRequest) { r.Parameters = tmpl("${pvc.metadata.name}", "a/../../b") }, []string{"pvc.metadata.name"}},
 		{"template expanding to the share root", func(r *csi.CreateVolumeRequest) {
 			r.Parameters = withParams(map[string]string{"subDir": "${pvc.metadata.name}"})
