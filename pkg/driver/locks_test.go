@@ -1,0 +1,186 @@
+package driver
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+)
+
+// holdersAndWaiters is the number of holders and waiters of key.
+func (k *KeyedLocks) holdersAndWaiters(key string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l := k.locks[key]; l != nil {
+		return l.waiters
+	}
+	return 0
+}
+
+func TestKeyedLocksSerialiseOneKey(t *testing.T) {
+	k := NewKeyedLocks()
+	const goroutines, rounds = 20, 50
+	var mu sync.Mutex
+	inside, maxInside, total := 0, 0, 0
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				unlock, err := k.Lock(context.Background(), "vol")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				inside++
+				maxInside = max(maxInside, inside)
+				mu.Unlock()
+				runtime.Gosched()
+				mu.Lock()
+				inside--
+				total++
+				mu.Unlock()
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if maxInside != 1 {
+		t.Errorf("%d holders at once, want 1", maxInside)
+	}
+	if total != goroutines*rounds {
+		t.Errorf("%d critical sections ran, want %d", total, goroutines*rounds)
+	}
+	if n := k.Len(); n != 0 {
+		t.Errorf("Len() = %d after every unlock, want 0", n)
+	}
+}
+
+func TestKeyedLocksWaiterBlocksUntilUnlock(t *testing.T) {
+	k := NewKeyedLocks()
+	unlock, err := k.Lock(context.Background(), "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan func())
+	go func() {
+		u, err := k.Lock(context.Background(), "vol")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- u
+	}()
+	for k.holdersAndWaiters("vol") < 2 {
+		runtime.Gosched()
+	}
+	select {
+	case <-got:
+		t.Fatal("a second Lock of a held key succeeded")
+	default:
+	}
+	unlock()
+	(<-got)()
+	if n := k.Len(); n != 0 {
+		t.Errorf("Len() = %d, want 0", n)
+	}
+}
+
+func TestKeyedLocksIndependentKeys(t *testing.T) {
+	k := NewKeyedLocks()
+	unlockA, err := k.Lock(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With "a" held, "b" is free: this would block forever otherwise.
+	unlockB, err := k.Lock(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := k.Len(); n != 2 {
+		t.Errorf("Len() = %d with two keys held, want 2", n)
+	}
+	unlockA()
+	unlockB()
+	if n := k.Len(); n != 0 {
+		t.Errorf("Len() = %d, want 0", n)
+	}
+}
+
+func TestKeyedLocksCancel(t *testing.T) {
+	k := NewKeyedLocks()
+	unlock, err := k.Lock(context.Background(), "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Cancelled before the call.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if u, err := k.Lock(ctx, "vol"); err == nil {
+		u()
+		t.Fatal("Lock of a held key with a cancelled context succeeded")
+	} else {
+		wantCode(t, err, codes.Aborted)
+		wantMessageContains(t, err, "vol")
+	}
+
+	// Cancelled while waiting.
+	ctx, cancel = context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() {
+		_, err := k.Lock(ctx, "vol")
+		errc <- err
+	}()
+	for k.holdersAndWaiters("vol") < 2 {
+		runtime.Gosched()
+	}
+	cancel()
+	wantCode(t, <-errc, codes.Aborted)
+
+	if n := k.holdersAndWaiters("vol"); n != 1 {
+		t.Errorf("%d holders and waiters after the cancelled waiters left, want 1", n)
+	}
+	unlock()
+	if n := k.Len(); n != 0 {
+		t.Errorf("Len() = %d, want 0", n)
+	}
+	// The key is usable again.
+	u, err := k.Lock(context.Background(), "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u()
+	if n := k.Len(); n != 0 {
+		t.Errorf("Len() = %d, want 0", n)
+	}
+}
+
+func TestRunLocked(t *testing.T) {
+	e := newEnv(t)
+	v, err := runLocked(e.d, context.Background(), "vol", func(context.Context) (int, error) { return 42, nil })
+	if err != nil || v != 42 {
+		t.Errorf("runLocked = %d, %v; want 42, nil", v, err)
+	}
+	if n := e.d.locks.Len(); n != 0 {
+		t.Errorf("lock still held: Len() = %d", n)
+	}
+
+	// A held lock and an ended context: Aborted, and op never runs.
+	unlock, err := e.d.locks.Lock(context.Background(), "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ran := false
+	_, err = runLocked(e.d, ctx, "vol", func(context.Context) (int, error) { ran = true; return 0, nil })
+	wantCode(t, err, codes.Aborted)
+	if ran {
+		t.Error("op ran without the lock")
+	}
+	unlock()
+}
