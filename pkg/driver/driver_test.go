@@ -247,3 +247,38 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestRun(t *testing.T) {
+	e := newEnv(t)
+	sock := filepath.Join(t.TempDir(), "csi.sock")
+	cfg := Config{Endpoint: "unix://" + sock, Mode: ModeNode, NodeID: testNode, Mounter: e.fake, MountHelper: e.helper}
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	callCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := csi.NewNodeClient(conn).NodeGetInfo(callCtx, &csi.NodeGetInfoRequest{}, grpc.WaitForReady(true))
+	if err != nil || info.GetNodeId() != testNode {
+		t.Fatalf("NodeGetInfo from Run's server: %v, %v", info, err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Run after its context ended: %v", err)
+	}
+
+	for _, bad := range []Config{
+		{Endpoint: "unix://" + sock, Mode: "bogus"},
+		{Endpoint: "ftp://host/x", Mode: ModeNode, NodeID: testNode, Mounter: e.fake},
+	} {
+		if err := Run(context.Background(), bad); err == nil {
+			t.Errorf("Run(%+v) succeeded, want an error", bad)
+		}
+	}
+}
