@@ -110,7 +110,16 @@ func RemoveTreeAt(dirFd int, name string) error {
 	case nil, unix.ENOENT:
 		return nil
 	case unix.ENOTDIR:
-		return ignoreNotExist(unix.Unlinkat(dirFd, name, 0))
+		err := unix.Unlinkat(dirFd, name, 0)
+		if err == nil || err == unix.ENOENT {
+			return nil
+		}
+		if err != unix.EISDIR {
+			return fmt.Errorf("unlink %q: %w", name, err)
+		}
+		// The server says "not a directory", the client's cached entry says
+		// "directory": it was swapped on the server. The O_NOFOLLOW open in
+		// removeContents revalidates the entry and handles what it really is.
 	case unix.ENOTEMPTY, unix.EEXIST:
 	default:
 		return fmt.Errorf("rmdir %q: %w", name, err)
