@@ -39,6 +39,9 @@ const (
 // contents at the export path. Node mounts go to the FakeMounter unchanged.
 //
 // Limitation: an export can back one share mount at a time (one option set).
+// Once ShareMounts opens its mount point without O_NOFOLLOW, newEnv can pass
+// the plain FakeMounter to New; the tests pass either way (shareMounts and
+// nodeMounts read the FakeMounter's table too).
 type testMounter struct {
 	*nfs.FakeMounter
 	sharesDir string
@@ -124,9 +127,26 @@ func (m *testMounter) MountPoints() ([]nfs.MountPoint, error) {
 
 // shareMounts counts the controller's share mounts.
 func (m *testMounter) shareMounts() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.shares)
+	mps, _ := m.MountPoints()
+	n := 0
+	for _, mp := range mps {
+		if filepath.Dir(mp.Path) == m.sharesDir {
+			n++
+		}
+	}
+	return n
+}
+
+// nodeMounts lists the mounts other than the controller's share mounts.
+func (m *testMounter) nodeMounts() []nfs.MountPoint {
+	mps, _ := m.MountPoints()
+	var out []nfs.MountPoint
+	for _, mp := range mps {
+		if filepath.Dir(mp.Path) != m.sharesDir {
+			out = append(out, mp)
+		}
+	}
+	return out
 }
 
 // env is a driver in mode "both" on node-1 with one export, 10.0.0.1:/export.

@@ -66,12 +66,8 @@ func publishReq(v *csi.Volume, target string, c *csi.VolumeCapability) *csi.Node
 // mountsAt returns the fake mounts at target.
 func (e *env) mountsAt(t *testing.T, target string) []nfs.MountPoint {
 	t.Helper()
-	mps, err := e.fake.MountPoints()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []nfs.MountPoint
-	for _, mp := range mps {
+	for _, mp := range e.mounter.nodeMounts() {
 		if mp.Path == target {
 			out = append(out, mp)
 		}
@@ -124,7 +120,7 @@ func TestNodePublishVolumeInvalidArgument(t *testing.T) {
 			}
 		})
 	}
-	if mps, _ := e.fake.MountPoints(); len(mps) != 0 {
+	if mps := e.mounter.nodeMounts(); len(mps) != 0 {
 		t.Errorf("mounts after invalid requests: %v", mps)
 	}
 }
@@ -254,7 +250,7 @@ func TestNodePublishVolumeConflicts(t *testing.T) {
 			if tc.want != codes.OK || tc.sameTarget {
 				wantMounts = 1
 			}
-			if mps, _ := e.fake.MountPoints(); len(mps) != wantMounts {
+			if mps := e.mounter.nodeMounts(); len(mps) != wantMounts {
 				t.Errorf("mounts: %v, want %d", mps, wantMounts)
 			}
 			if got := e.mountsAt(t, first.TargetPath); len(got) != 1 || got[0].ReadOnly() != tc.firstRO {
@@ -342,7 +338,7 @@ func TestNodePublishVolumeMountErrors(t *testing.T) {
 			_, err := e.d.NodePublishVolume(context.Background(), req)
 			wantCode(t, err, tc.want)
 			wantMessageContains(t, err, tc.msg...)
-			if mps, _ := e.fake.MountPoints(); len(mps) != 0 {
+			if mps := e.mounter.nodeMounts(); len(mps) != 0 {
 				t.Errorf("mounts after a failed mount: %v", mps)
 			}
 			// The failed publication does not block the next one.
