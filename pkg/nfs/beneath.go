@@ -183,17 +183,44 @@ func removeContents(parentFd int, name, display string) (busy []string, err erro
 	return busy, nil
 }
 
-// RemoveEmptyParents removes the parents of rel (never rel's share root) from
-// the deepest up, stopping at the first that is not empty. It is how the
-// directories a nested subDir template created disappear with their last
-// volume.
-func RemoveEmptyParents(rootFd int, rel string) error {
+// ExistingDepth counts how many leading components of rel exist, as real
+// directories reached without symlinks. A symlink on the way is an error.
+func ExistingDepth(rootFd int, rel string) (int, error) {
+	fd, err := unix.Dup(rootFd)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range strings.Split(rel, "/") {
+		next, err := openDirAt(fd, c)
+		unix.Close(fd)
+		if errors.Is(err, unix.ENOENT) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("open %q: %w", strings.Join(strings.Split(rel, "/")[:n+1], "/"), err)
+		}
+		fd = next
+		n++
+	}
+	unix.Close(fd)
+	return n, nil
+}
+
+// RemoveEmptyParents removes the parents of rel from the deepest up, as long
+// as they are empty and owned(parent) says the driver created them. It stops
+// at the first parent that is not empty or not the driver's, and never
+// reaches the share root. removed is called after each removal.
+func RemoveEmptyParents(rootFd int, rel string, owned func(dir string) (bool, error), removed func(dir string) error) error {
 	for {
 		i := strings.LastIndexByte(rel, '/')
 		if i < 0 {
 			return nil
 		}
 		rel = rel[:i]
+		if ok, err := owned(rel); err != nil || !ok {
+			return err
+		}
 		parent, base := splitParent(rel)
 		pfd, err := OpenBeneath(rootFd, parent)
 		if err != nil {
@@ -203,6 +230,9 @@ func RemoveEmptyParents(rootFd int, rel string) error {
 		unix.Close(pfd)
 		switch err {
 		case nil, unix.ENOENT:
+			if err := removed(rel); err != nil {
+				return err
+			}
 		case unix.ENOTEMPTY, unix.EEXIST, unix.EBUSY:
 			return nil
 		default:

@@ -383,7 +383,7 @@ func TestRemoveEmptyParents(t *testing.T) {
 			for _, f := range tt.files {
 				mustWrite(t, filepath.Join(root, f), "x")
 			}
-			if err := RemoveEmptyParents(openRoot(t, root), tt.rel); err != nil {
+			if err := RemoveEmptyParents(openRoot(t, root), tt.rel, ownsAll, forget); err != nil {
 				t.Fatalf("RemoveEmptyParents(%q): %v", tt.rel, err)
 			}
 			for _, p := range tt.wantGone {
@@ -407,7 +407,7 @@ func TestRemoveEmptyParentsNeverFollowsSymlinks(t *testing.T) {
 	root, outside := t.TempDir(), t.TempDir()
 	mustMkdirAll(t, filepath.Join(outside, "app"))
 	mustSymlink(t, outside, filepath.Join(root, "ns"))
-	err := RemoveEmptyParents(openRoot(t, root), "ns/app/pvc")
+	err := RemoveEmptyParents(openRoot(t, root), "ns/app/pvc", ownsAll, forget)
 	if !errors.Is(err, ErrSymlink) {
 		t.Errorf("RemoveEmptyParents through a symlink = %v, want ErrSymlink", err)
 	}
@@ -427,5 +427,33 @@ func TestBusyErrorMessage(t *testing.T) {
 	wrapped := fmt.Errorf("delete: %w", err)
 	if !errors.Is(wrapped, ErrBusy) {
 		t.Error("a wrapped BusyError does not match ErrBusy")
+	}
+}
+
+func ownsAll(string) (bool, error) { return true, nil }
+func forget(string) error          { return nil }
+
+// Parents the driver did not create (an admin's directory) stay, even empty,
+// and removal stops there.
+func TestRemoveEmptyParentsOnlyOwned(t *testing.T) {
+	root := t.TempDir()
+	mustMkdirAll(t, filepath.Join(root, "admin", "tpl"))
+	var removed []string
+	owned := func(dir string) (bool, error) { return dir == "admin/tpl", nil }
+	err := RemoveEmptyParents(openRoot(t, root), "admin/tpl/pvc", owned, func(dir string) error {
+		removed = append(removed, dir)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exists(t, filepath.Join(root, "admin", "tpl")) {
+		t.Error("the driver's empty parent admin/tpl survived")
+	}
+	if !exists(t, filepath.Join(root, "admin")) {
+		t.Error("the admin's empty directory was removed")
+	}
+	if len(removed) != 1 || removed[0] != "admin/tpl" {
+		t.Errorf("removed callbacks = %v, want [admin/tpl]", removed)
 	}
 }

@@ -160,9 +160,10 @@ func (s *SystemMounter) MountPoints() ([]MountPoint, error) {
 	return mps, nil
 }
 
-// IsStale reports whether err means the NFS file handle went stale or the
-// mount is otherwise broken (the server restarted with a new fsid, the export
-// was recreated), which a remount repairs.
+// IsStale reports whether err, however wrapped, is a stale NFS file handle:
+// the server restarted with a new fsid, or the directory was removed or
+// recreated there. A remount repairs it. Other errors (EACCES from a
+// root-squashed share, EIO from a soft timeout) are not cured by remounting.
 func IsStale(err error) bool {
-	return err != nil && (errors.Is(err, unix.ESTALE) || mount.IsCorruptedMnt(err))
+	return errors.Is(err, unix.ESTALE)
 }

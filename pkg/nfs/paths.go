@@ -34,6 +34,11 @@ func ValidateServer(server string) error {
 		if err != nil || !addr.Is6() {
 			return fmt.Errorf("server %q is not a valid bracketed IPv6 address", server)
 		}
+		if addr.Zone() != "" {
+			// A zone is free text to netip, which would let ']', ':' or '/'
+			// change the meaning of "server:/share".
+			return fmt.Errorf("server %q: IPv6 zones (%%%s) are not supported; use a global or unique-local address", server, addr.Zone())
+		}
 		return nil
 	}
 	if strings.Contains(server, ":") {

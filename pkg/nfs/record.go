@@ -25,6 +25,10 @@ type Record struct {
 	VolumeID         string `json:"id"`
 	CapacityBytes    int64  `json:"capacityBytes,omitempty"`
 	MountPermissions string `json:"mountPermissions,omitempty"`
+	// Adopted marks a directory that existed before the volume was created,
+	// such as a retained volume's directory that a new claim of the same name
+	// reuses. The driver never deletes or archives an adopted directory.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // RecordDir is the records directory under the share root.
@@ -89,6 +93,38 @@ func DeleteRecord(recDirFd int, subDir string) error {
 	err := unix.Unlinkat(recDirFd, recordKey(subDir), 0)
 	if err != nil && err != unix.ENOENT {
 		return fmt.Errorf("remove record %s/%s for %q: %w", RecordDir, recordKey(subDir), subDir, err)
+	}
+	return nil
+}
+
+// A parent marker records that the driver, not an admin, created a parent
+// directory of a nested subDir, so that the parent may be removed when its
+// last volume goes. It lives beside the volume records.
+func markerKey(dir string) string { return "dir-" + recordKey(dir) }
+
+// CreateParentMarker records that the driver created dir.
+func CreateParentMarker(recDirFd int, dir string) error {
+	err := unix.Symlinkat(dir, recDirFd, markerKey(dir))
+	if err != nil && err != unix.EEXIST {
+		return fmt.Errorf("write parent marker %s/%s for %q: %w", RecordDir, markerKey(dir), dir, err)
+	}
+	return nil
+}
+
+// HasParentMarker reports whether the driver created dir.
+func HasParentMarker(recDirFd int, dir string) (bool, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(recDirFd, markerKey(dir), &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// DeleteParentMarker forgets dir; a missing marker is not an error.
+func DeleteParentMarker(recDirFd int, dir string) error {
+	if err := unix.Unlinkat(recDirFd, markerKey(dir), 0); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("remove parent marker %s/%s for %q: %w", RecordDir, markerKey(dir), dir, err)
 	}
 	return nil
 }

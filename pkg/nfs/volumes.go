@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +20,10 @@ import (
 // directory. When a record already exists, compatible decides whether it is
 // this same volume (a retry: the directory is made sure of and the stored
 // record returned) or a conflict (its error is returned with the stored record).
-// perm, when not nil, is applied to the volume directory with fchmod, so the
-// process umask does not matter.
+// A directory that existed before is adopted, never deleted later; parents
+// that the driver creates get a marker, so that only they are removed with
+// their last volume. perm, when not nil, is applied to the volume directory
+// with fchmod, so the process umask does not matter.
 func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(stored Record) error) (Record, error) {
 	if vol.SubDir == "" {
 		return Record{}, fmt.Errorf("volume %s: refusing to provision the share root of %s", vol.ID(), vol.ShareSource())
@@ -28,6 +32,12 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	if err != nil {
 		return Record{}, err
 	}
+	depth, err := ExistingDepth(sh.RootFd(), vol.SubDir)
+	if err != nil {
+		return Record{}, fmt.Errorf("volume %s: %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+	}
+	rec.Version = 1
+	rec.Adopted = depth == len(strings.Split(vol.SubDir, "/"))
 	stored := rec
 	switch err := CreateRecord(recFd, vol.SubDir, rec); {
 	case errors.Is(err, ErrRecordExists):
@@ -45,8 +55,19 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	case err != nil:
 		return Record{}, err
 	}
-	fd, _, err := MkdirAllBeneath(sh.RootFd(), vol.SubDir, 0o777)
+	fd, created, err := MkdirAllBeneath(sh.RootFd(), vol.SubDir, 0o777)
+	for _, dir := range created {
+		if dir == vol.SubDir {
+			continue
+		}
+		if merr := CreateParentMarker(recFd, dir); merr != nil && err == nil {
+			err = merr
+		}
+	}
 	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		return stored, fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 	}
 	defer unix.Close(fd)
@@ -67,7 +88,9 @@ const (
 	Archived    Disposal = "archived"
 	Retained    Disposal = "retained"
 	NotOurs     Disposal = "left in place: no creation record (a static volume, or already deleted)"
+	OtherOwner  Disposal = "left in place: the directory's creation record belongs to another volume ID"
 	ShareRootNo Disposal = "left in place: a volume that is the share root is never deleted"
+	Adopted     Disposal = "left in place: the directory existed before the volume was created"
 )
 
 // Dispose applies vol's delete policy. It acts only on a directory that has a
@@ -84,20 +107,26 @@ func Dispose(sh *Share, vol Volume, now time.Time) (done Disposal, archivedAs st
 	if err != nil {
 		return "", "", err
 	}
-	if _, ok, err := ReadRecord(recFd, vol.SubDir); err != nil || !ok {
+	rec, ok, err := ReadRecord(recFd, vol.SubDir)
+	if err != nil || !ok {
 		return NotOurs, "", err
 	}
-	switch vol.OnDelete {
-	case OnDeleteRetain:
+	if rec.VolumeID != vol.ID() {
+		return OtherOwner, "", nil
+	}
+	switch {
+	case vol.OnDelete == OnDeleteRetain:
 		done = Retained
-	case OnDeleteArchive:
+	case rec.Adopted:
+		done = Adopted
+	case vol.OnDelete == OnDeleteArchive:
 		archivedAs, err = archive(sh.RootFd(), vol.SubDir, now)
 		if err != nil {
 			return "", "", fmt.Errorf("volume %s: archive %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 		}
 		done = Archived
 	default:
-		if err := removeVolumeDir(sh.RootFd(), vol.SubDir); err != nil {
+		if err := removeVolumeDir(sh.RootFd(), recFd, vol.SubDir); err != nil {
 			return "", "", fmt.Errorf("volume %s: delete %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 		}
 		done = Deleted
@@ -108,7 +137,7 @@ func Dispose(sh *Share, vol Volume, now time.Time) (done Disposal, archivedAs st
 	return done, archivedAs, nil
 }
 
-func removeVolumeDir(rootFd int, subDir string) error {
+func removeVolumeDir(rootFd, recFd int, subDir string) error {
 	parent, base := splitParent(subDir)
 	pfd, err := OpenBeneath(rootFd, parent)
 	if err != nil {
@@ -119,7 +148,9 @@ func removeVolumeDir(rootFd int, subDir string) error {
 	if err != nil {
 		return err
 	}
-	return RemoveEmptyParents(rootFd, subDir)
+	return RemoveEmptyParents(rootFd, subDir,
+		func(dir string) (bool, error) { return HasParentMarker(recFd, dir) },
+		func(dir string) error { return DeleteParentMarker(recFd, dir) })
 }
 
 // ArchivePrefix starts the name of every archived volume directory.
@@ -134,6 +165,9 @@ func ArchiveName(base string, now time.Time) string {
 	suffix := "-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 	if max := MaxComponentLen - len(ArchivePrefix) - len(suffix); len(base) > max {
 		base = base[:max]
+		for len(base) > 0 && !utf8.ValidString(base) {
+			base = base[:len(base)-1]
+		}
 	}
 	return ArchivePrefix + base + suffix
 }
