@@ -223,8 +223,7 @@ func TestCreateVolumeIdempotentAcrossRestart(t *testing.T) {
 
 	// A new controller (another replica, or this one restarted) only has
 	// the on-share record to go by.
-	m2 := newTestMounter(e.fake, t.TempDir())
-	d2, err := New(Config{Mode: ModeController, WorkDir: filepath.Dir(m2.sharesDir), Mounter: m2, MountHelper: e.helper})
+	d2, err := New(Config{Mode: ModeController, WorkDir: t.TempDir(), Mounter: e.fake, MountHelper: e.helper})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +393,7 @@ func TestCreateVolumeConcurrentSameName(t *testing.T) {
 	if len(dirs) != 1 || dirs[0] != "pvc-1" {
 		t.Errorf("export holds %v, want exactly [pvc-1]", dirs)
 	}
-	if got := e.mounter.shareMounts(); got != 1 {
+	if got := e.shareMounts(t); got != 1 {
 		t.Errorf("%d share mounts, want 1", got)
 	}
 }
@@ -675,8 +674,7 @@ func TestControllerPublishVolumeControllerOnlyTrustsCO(t *testing.T) {
 	e := newEnv(t)
 	id := e.create(t, "pvc-1", baseParams()).GetVolumeId()
 	e.close()
-	m := newTestMounter(e.fake, t.TempDir())
-	d, err := New(Config{Mode: ModeController, WorkDir: filepath.Dir(m.sharesDir), Mounter: m, MountHelper: e.helper})
+	d, err := New(Config{Mode: ModeController, WorkDir: t.TempDir(), Mounter: e.fake, MountHelper: e.helper})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -794,5 +792,92 @@ func TestCreateVolumeMountFailure(t *testing.T) {
 				t.Errorf("after the server recovered: %v", err)
 			}
 		})
+	}
+}
+
+func TestDeleteVolumeOnlyWithTheCreatingID(t *testing.T) {
+	e := newEnv(t)
+	v := e.create(t, "pvc-1", withParams(map[string]string{"onDelete": "retain"}))
+	e.writeExport(t, "pvc-1/data", "precious")
+	// Handles for the same directory that CreateVolume never issued: a
+	// copied PV with its policy or mount options edited.
+	for _, id := range []string{
+		volumeIDFor("pvc-1", nfs.OnDeleteDelete),
+		volumeIDFor("pvc-1", nfs.OnDeleteArchive),
+		nfs.Volume{Server: testServer, Share: testShare, SubDir: "pvc-1", OnDelete: nfs.OnDeleteDelete, MountOptions: []string{"nfsvers=3"}}.ID(),
+	} {
+		before := snapshot(t, e.export)
+		if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: id}); err != nil {
+			t.Fatalf("DeleteVolume(%s): %v", id, err)
+		}
+		if after := snapshot(t, e.export); !sameStrings(before, after) {
+			t.Errorf("DeleteVolume(%s) of a volume created as %s changed the export: %q -> %q", id, v.GetVolumeId(), before, after)
+		}
+	}
+	// The volume is still the driver's: CreateVolume answers for it.
+	again, err := e.d.CreateVolume(context.Background(), createReq("pvc-1", withParams(map[string]string{"onDelete": "retain"})))
+	if err != nil || again.GetVolume().GetVolumeId() != v.GetVolumeId() {
+		t.Errorf("CreateVolume after the foreign deletes: %v, %v", again, err)
+	}
+}
+
+func TestPreExistingDirectoryIsAdoptedNeverDeleted(t *testing.T) {
+	for _, policy := range []string{"delete", "archive"} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t)
+			e.writeExport(t, "pvc-1/data", "was here first")
+			v := e.create(t, "pvc-1", withParams(map[string]string{"onDelete": policy}))
+			before := snapshot(t, e.export)
+			if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()}); err != nil {
+				t.Fatal(err)
+			}
+			if after := snapshot(t, e.export); !sameStrings(before, after) {
+				t.Errorf("DeleteVolume of an adopted directory changed the export: %q -> %q", before, after)
+			}
+		})
+	}
+}
+
+func TestRetainedVolumeReusedByName(t *testing.T) {
+	e := newEnv(t)
+	params := withParams(map[string]string{"onDelete": "retain"})
+	v := e.create(t, "pvc-1", params)
+	e.writeExport(t, "pvc-1/data", "keep")
+	if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()}); err != nil {
+		t.Fatal(err)
+	}
+	// A new claim of the same name gets the retained directory back...
+	v2 := e.create(t, "pvc-1", withParams(map[string]string{"onDelete": "delete"}))
+	if data, err := os.ReadFile(e.exportPath("pvc-1/data")); err != nil || string(data) != "keep" {
+		t.Fatalf("retained data: %q, %v", data, err)
+	}
+	// ...and deleting it does not destroy what the first volume retained.
+	if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v2.GetVolumeId()}); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(e.exportPath("pvc-1/data")); err != nil || string(data) != "keep" {
+		t.Errorf("data of the adopted directory after delete: %q, %v", data, err)
+	}
+}
+
+func TestDeleteVolumeKeepsParentsItDidNotCreate(t *testing.T) {
+	e := newEnv(t)
+	e.mkdirExport(t, "ns") // made by an admin
+	a := e.create(t, "pvc-a", withParams(map[string]string{
+		"subDir": "${pvc.metadata.namespace}/${pvc.metadata.name}", "csi.storage.k8s.io/pvc/name": "a", "csi.storage.k8s.io/pvc/namespace": "ns",
+	}))
+	b := e.create(t, "pvc-b", withParams(map[string]string{
+		"subDir": "${pvc.metadata.namespace}/x/${pvc.metadata.name}", "csi.storage.k8s.io/pvc/name": "b", "csi.storage.k8s.io/pvc/namespace": "ns",
+	}))
+	for _, v := range []*csi.Volume{a, b} {
+		if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if exists(e.exportPath("ns/a")) || exists(e.exportPath("ns/x")) {
+		t.Error("the volumes or the parent the driver made are still there")
+	}
+	if !exists(e.exportPath("ns")) {
+		t.Error("the admin's directory ns was removed")
 	}
 }

@@ -33,6 +33,8 @@ func TestNFSStatus(t *testing.T) {
 		{"cancelled", context.Canceled, codes.DeadlineExceeded, []string{id}},
 		{"stale", fmt.Errorf("open: %w", unix.ESTALE), codes.Unavailable, []string{"stale"}},
 		{"wrapped permission denied", fmt.Errorf("mkdir %q: %w", "pvc-1", unix.EACCES), codes.PermissionDenied, []string{"no_root_squash"}},
+		{"bare permission denied", unix.EACCES, codes.PermissionDenied, []string{"root_squash"}},
+		{"permission denied path error", &os.PathError{Op: "openat", Path: "pvc-1", Err: unix.EACCES}, codes.PermissionDenied, []string{"root_squash"}},
 		{"operation not permitted", unix.EPERM, codes.PermissionDenied, []string{"root_squash"}},
 		{"read-only export", &os.PathError{Op: "mkdir", Path: "x", Err: unix.EROFS}, codes.FailedPrecondition, []string{"read-only"}},
 		{"out of space", fmt.Errorf("mkdir: %w", unix.ENOSPC), codes.ResourceExhausted, []string{"space"}},

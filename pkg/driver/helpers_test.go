@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,133 +26,10 @@ const (
 	gib        = int64(1) << 30
 )
 
-// testMounter is the FakeMounter with one addition: the controller's share
-// mounts (targets directly under <workdir>/shares).
-//
-// The FakeMounter mounts by replacing the target with a symlink, but
-// ShareMounts opens its mount point with O_NOFOLLOW|O_DIRECTORY, which fails
-// on a symlink with ENOTDIR ("open share ... not a directory"), so no
-// controller RPC works with the plain FakeMounter. Until that is fixed, a
-// share mount here moves the exported directory to the mount point and leaves
-// a symlink at the export's old place, so the test still sees the share's
-// contents at the export path. Node mounts go to the FakeMounter unchanged.
-//
-// Limitation: an export can back one share mount at a time (one option set).
-// Once ShareMounts opens its mount point without O_NOFOLLOW, newEnv can pass
-// the plain FakeMounter to New; the tests pass either way (shareMounts and
-// nodeMounts read the FakeMounter's table too).
-type testMounter struct {
-	*nfs.FakeMounter
-	sharesDir string
-
-	mu     sync.Mutex
-	shares []nfs.MountPoint
-	moved  map[string]string // share mount point -> export directory
-}
-
-func newTestMounter(fake *nfs.FakeMounter, workDir string) *testMounter {
-	return &testMounter{FakeMounter: fake, sharesDir: filepath.Join(workDir, "shares"), moved: map[string]string{}}
-}
-
-func (m *testMounter) Mount(ctx context.Context, source, target string, options []string) error {
-	if filepath.Dir(target) != m.sharesDir {
-		return m.FakeMounter.Mount(ctx, source, target, options)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	fail := func(output string) error {
-		return &nfs.MountError{Source: source, Target: target, Output: output, Err: fmt.Errorf("exit status 32")}
-	}
-	if err := ctx.Err(); err != nil {
-		return &nfs.MountError{Source: source, Target: target, Err: err}
-	}
-	if m.FailWith != "" {
-		return fail(m.FailWith)
-	}
-	dir, ok := m.Exports[source]
-	if !ok {
-		return fail("mount.nfs: access denied by server while mounting " + source)
-	}
-	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
-		return fail(fmt.Sprintf("test mounter: export %s (%s) is not a directory or already backs a share mount: %v", source, dir, err))
-	}
-	if err := os.Remove(target); err != nil {
-		return fail(err.Error())
-	}
-	if err := os.Rename(dir, target); err != nil {
-		return fail(err.Error())
-	}
-	if err := os.Symlink(target, dir); err != nil {
-		return fail(err.Error())
-	}
-	m.moved[target] = dir
-	m.shares = append(m.shares, nfs.MountPoint{Path: target, Source: source, FSType: "nfs", Options: options})
-	return nil
-}
-
-func (m *testMounter) Unmount(ctx context.Context, target string) error {
-	m.mu.Lock()
-	dir, ok := m.moved[target]
-	if !ok {
-		m.mu.Unlock()
-		return m.FakeMounter.Unmount(ctx, target)
-	}
-	defer m.mu.Unlock()
-	if err := os.Remove(dir); err != nil {
-		return err
-	}
-	if err := os.Rename(target, dir); err != nil {
-		return err
-	}
-	delete(m.moved, target)
-	for i, mp := range m.shares {
-		if mp.Path == target {
-			m.shares = append(m.shares[:i], m.shares[i+1:]...)
-			break
-		}
-	}
-	return os.Mkdir(target, 0o750)
-}
-
-func (m *testMounter) MountPoints() ([]nfs.MountPoint, error) {
-	mps, err := m.FakeMounter.MountPoints()
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append(mps, m.shares...), nil
-}
-
-// shareMounts counts the controller's share mounts.
-func (m *testMounter) shareMounts() int {
-	mps, _ := m.MountPoints()
-	n := 0
-	for _, mp := range mps {
-		if filepath.Dir(mp.Path) == m.sharesDir {
-			n++
-		}
-	}
-	return n
-}
-
-// nodeMounts lists the mounts other than the controller's share mounts.
-func (m *testMounter) nodeMounts() []nfs.MountPoint {
-	mps, _ := m.MountPoints()
-	var out []nfs.MountPoint
-	for _, mp := range mps {
-		if filepath.Dir(mp.Path) != m.sharesDir {
-			out = append(out, mp)
-		}
-	}
-	return out
-}
-
 // env is a driver in mode "both" on node-1 with one export, 10.0.0.1:/export.
 type env struct {
 	d       *Driver
 	fake    *nfs.FakeMounter
-	mounter *testMounter
 	base    string // parent of exportDir, for "outside the share" checks
 	export  string // the exported directory
 	workDir string
@@ -177,19 +53,45 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.fake = nfs.NewFakeMounter(map[string]string{testSource: e.export})
-	e.mounter = newTestMounter(e.fake, e.workDir)
 	d, err := New(Config{
-		Mode: ModeBoth, NodeID: testNode, WorkDir: e.workDir, Mounter: e.mounter, MountHelper: e.helper,
+		Mode: ModeBoth, NodeID: testNode, WorkDir: e.workDir, Mounter: e.fake, MountHelper: e.helper,
 		OperationTimeout: time.Minute, ShareIdleTimeout: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.d = d
-	// Registered after the TempDirs, so it runs before their removal and
-	// puts the export back in place.
+	// Registered after the TempDirs, so it runs before their removal.
 	t.Cleanup(e.close)
 	return e
+}
+
+// shareMounts counts the controller's share mounts (under <workdir>/shares).
+func (e *env) shareMounts(t *testing.T) int {
+	t.Helper()
+	return len(e.mounts(t, true))
+}
+
+// nodeMounts lists the mounts other than the controller's share mounts.
+func (e *env) nodeMounts(t *testing.T) []nfs.MountPoint {
+	t.Helper()
+	return e.mounts(t, false)
+}
+
+func (e *env) mounts(t *testing.T, shares bool) []nfs.MountPoint {
+	t.Helper()
+	mps, err := e.fake.MountPoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharesDir := filepath.Join(e.workDir, "shares")
+	var out []nfs.MountPoint
+	for _, mp := range mps {
+		if (filepath.Dir(mp.Path) == sharesDir) == shares {
+			out = append(out, mp)
+		}
+	}
+	return out
 }
 
 // exportPath is a path on the export.

@@ -67,7 +67,7 @@ func publishReq(v *csi.Volume, target string, c *csi.VolumeCapability) *csi.Node
 func (e *env) mountsAt(t *testing.T, target string) []nfs.MountPoint {
 	t.Helper()
 	var out []nfs.MountPoint
-	for _, mp := range e.mounter.nodeMounts() {
+	for _, mp := range e.nodeMounts(t) {
 		if mp.Path == target {
 			out = append(out, mp)
 		}
@@ -120,7 +120,7 @@ func TestNodePublishVolumeInvalidArgument(t *testing.T) {
 			}
 		})
 	}
-	if mps := e.mounter.nodeMounts(); len(mps) != 0 {
+	if mps := e.nodeMounts(t); len(mps) != 0 {
 		t.Errorf("mounts after invalid requests: %v", mps)
 	}
 }
@@ -250,7 +250,7 @@ func TestNodePublishVolumeConflicts(t *testing.T) {
 			if tc.want != codes.OK || tc.sameTarget {
 				wantMounts = 1
 			}
-			if mps := e.mounter.nodeMounts(); len(mps) != wantMounts {
+			if mps := e.nodeMounts(t); len(mps) != wantMounts {
 				t.Errorf("mounts: %v, want %d", mps, wantMounts)
 			}
 			if got := e.mountsAt(t, first.TargetPath); len(got) != 1 || got[0].ReadOnly() != tc.firstRO {
@@ -338,7 +338,7 @@ func TestNodePublishVolumeMountErrors(t *testing.T) {
 			_, err := e.d.NodePublishVolume(context.Background(), req)
 			wantCode(t, err, tc.want)
 			wantMessageContains(t, err, tc.msg...)
-			if mps := e.mounter.nodeMounts(); len(mps) != 0 {
+			if mps := e.nodeMounts(t); len(mps) != 0 {
 				t.Errorf("mounts after a failed mount: %v", mps)
 			}
 			// The failed publication does not block the next one.
