@@ -43,7 +43,12 @@ func parseCreateParams(params map[string]string) (createParams, error) {
 	p := createParams{OnDelete: nfs.OnDeleteDelete, TemplateValues: map[string]string{}}
 	var onDelete, archiveOnDelete string
 	var haveOnDelete, haveArchive bool
+	seen := map[string]string{}
 	for key, value := range params {
+		if prev, dup := seen[canonicalParam(key)]; dup {
+			return p, fmt.Errorf("parameters %q and %q are the same parameter (names are case-insensitive); keep one", prev, key)
+		}
+		seen[canonicalParam(key)] = key
 		if strings.HasPrefix(key, csiParamPrefix) {
 			for variable, source := range nfs.TemplateSources {
 				if key == source {

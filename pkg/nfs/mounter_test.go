@@ -182,9 +182,9 @@ func TestSystemMounterMountFailure(t *testing.T) {
 }
 
 func TestSystemMounterMountKillsHelperGroup(t *testing.T) {
-	dir := fakeMountBinary(t, `sleep 300 &
+	dir := fakeMountBinary(t, `echo "mount.nfs: trying 10.0.0.1 prog 100003 vers 3 prot TCP port 2049"
+sleep 300 &
 echo $! > "$(dirname "$0")/child"
-echo "mount.nfs: trying 10.0.0.1 prog 100003 vers 3 prot TCP port 2049"
 wait
 `)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -31,6 +31,7 @@ type ShareMounts struct {
 	gen    uint64
 	stop   chan struct{}
 	done   chan struct{}
+	closed sync.Once
 }
 
 type shareEntry struct {
@@ -303,7 +304,9 @@ func (sm *ShareMounts) Mounted() int {
 
 // Close stops the reaper and unmounts every share nobody holds.
 func (sm *ShareMounts) Close() {
-	close(sm.stop)
-	<-sm.done
-	sm.reap(time.Now().Add(sm.idle + time.Hour))
+	sm.closed.Do(func() {
+		close(sm.stop)
+		<-sm.done
+		sm.reap(time.Now().Add(sm.idle + time.Hour))
+	})
 }
