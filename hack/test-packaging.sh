@@ -82,6 +82,37 @@ render_to "helm template (default values)" "$render/default.yaml" nfs-csi "$char
 render_to "helm template (full values)" "$render/full.yaml" r1 "$chart" --namespace storage --values "$full"
 render_to "helm template (attachRequired=false)" "$work/noattach.yaml" nfs-csi "$chart" --set csiDriver.attachRequired=false
 
+# NOTES.txt: helm prints it only after a real install, so render it in a
+# copy of the chart where it is a named template, output (base64) as a
+# ConfigMap, with the same values and the same engine.
+notes_chart=$work/notes-chart
+cp -r "$chart" "$notes_chart"
+{
+  echo '{{- define "nfs-csi.test.notes" -}}'
+  cat "$chart/templates/NOTES.txt"
+  echo '{{- end }}'
+} >"$notes_chart/templates/_notes_test.tpl"
+rm "$notes_chart/templates/NOTES.txt"
+printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata:' '  name: notes' 'data:' \
+  '  notes: {{ include "nfs-csi.test.notes" . | b64enc }}' >"$notes_chart/templates/notes-test.yaml"
+# notes NAME NEEDLE HELM-TEMPLATE-ARGS...: the notes render and contain NEEDLE.
+notes() {
+  local name=$1 needle=$2 out; shift 2
+  if out=$(template "$@" --show-only templates/notes-test.yaml 2>&1) &&
+    out=$(sed -n 's/^  notes: //p' <<<"$out" | base64 -d) && grep -qF -- "$needle" <<<"$out"; then
+    ok "$name"
+  else
+    fail "$name" "expected in NOTES: $needle
+$out"
+  fi
+}
+notes "NOTES.txt (default values): how to check the driver's pods" \
+  "kubectl -n kube-system get deploy,ds,pods -l app.kubernetes.io/instance=nfs-csi" nfs-csi "$notes_chart" --namespace kube-system
+notes "NOTES.txt (default values): how to create a StorageClass and a first PVC" \
+  "No StorageClass was created" nfs-csi "$notes_chart" --namespace kube-system
+notes "NOTES.txt (full values): a first PVC of the release's StorageClass" \
+  "storageClassName: nfs-csi" r1 "$notes_chart" --namespace storage --values "$full"
+
 echo "== strict decoding into k8s.io/api types"
 # strict NAME FACTS FILE...: one check, kubecheck strict FILE... into FACTS.
 strict() {

@@ -17,9 +17,13 @@ NFS_CSI_TOOLS=${NFS_CSI_TOOLS:-${HOME:-/root}/.cache/nfs-csi/tools}
 
 # Pinned versions.
 NFS_CSI_HELM_VERSION=v3.22.0
-# Kubernetes version helm template/lint assume (--kube-version). Only the
-# chart's kubeVersion constraint looks at it; a helm built with `go install`
-# would otherwise assume v1.20.0 and refuse the chart.
+# Helm's release build stamps its version and the Kubernetes version it
+# assumes without a cluster (its client-go minor, 0.37 -> 1.37) with -ldflags;
+# a bare `go install` would say "v3.22" and assume Kubernetes v1.20.0, which
+# the chart's kubeVersion (>=1.26) refuses. nfs_csi::helm stamps the same.
+NFS_CSI_HELM_K8S_MINOR=37
+# Kubernetes version the scripts' helm template/lint pass (--kube-version), so
+# that the rendering does not depend on how helm was built.
 NFS_CSI_KUBE_VERSION=1.33.0
 # kubecheck: a tiny strict decoder of rendered manifests into the k8s.io/api
 # types (same versions as helm v3.22.0 uses, so the module cache is shared).
@@ -29,16 +33,14 @@ NFS_CSI_SIGS_YAML_VERSION=v1.6.0
 
 nfs_csi::log() { echo "tools.sh: $*" >&2; }
 
-# nfs_csi::go_install DIR PKG@VERSION: go install into DIR (GOBIN) unless the
-# binary is there already. Prints nothing; returns go's status.
+# nfs_csi::go_install DIR PKG@VERSION [GO-INSTALL-FLAGS...]: go install into
+# DIR (GOBIN). Prints nothing on stdout; returns go's status.
 nfs_csi::go_install() {
-  local dir=$1 pkg=$2 bin
-  bin=$dir/$(basename "${pkg%@*}")
-  [[ -x $bin ]] && return 0
+  local dir=$1 pkg=$2; shift 2
   mkdir -p "$dir"
   nfs_csi::log "installing ${pkg} into ${dir} (first time only; a few minutes)"
   # GOFLAGS from the caller (e.g. -mod=vendor) must not leak into the install.
-  GOBIN=$dir GOFLAGS= CGO_ENABLED=0 go install "$pkg" >&2
+  GOBIN=$dir GOFLAGS= CGO_ENABLED=0 go install "$@" "$pkg" >&2
 }
 
 # nfs_csi::helm: installs helm of the pinned version if missing and sets, in
@@ -49,9 +51,15 @@ nfs_csi::go_install() {
 #                      the user's repositories or reaches the network
 # Remove "$NFS_CSI_HELM_HOME" when done (nfs_csi::cleanup does).
 nfs_csi::helm() {
-  local dir=$NFS_CSI_TOOLS/helm-$NFS_CSI_HELM_VERSION
-  nfs_csi::go_install "$dir" "helm.sh/helm/v3/cmd/helm@${NFS_CSI_HELM_VERSION}" || return 1
+  local dir=$NFS_CSI_TOOLS/helm-$NFS_CSI_HELM_VERSION h=helm.sh/helm/v3
   NFS_CSI_HELM=$dir/helm
+  # Reuse the cached binary only if it is the stamped build of the pin.
+  if [[ $("$NFS_CSI_HELM" version --template '{{.Version}}' 2>/dev/null) != "$NFS_CSI_HELM_VERSION" ]]; then
+    nfs_csi::go_install "$dir" "$h/cmd/helm@${NFS_CSI_HELM_VERSION}" -trimpath -ldflags "-s -w \
+      -X $h/internal/version.version=${NFS_CSI_HELM_VERSION} \
+      -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=${NFS_CSI_HELM_K8S_MINOR} \
+      -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=${NFS_CSI_HELM_K8S_MINOR}" || return 1
+  fi
   if [[ -z ${NFS_CSI_HELM_HOME:-} ]]; then
     NFS_CSI_HELM_HOME=$(mktemp -d "${TMPDIR:-/tmp}/nfs-csi-helm.XXXXXX") || return 1
   fi
