@@ -1,2 +1,18 @@
 #!/usr/bin/env bash
-echo "hack/bench.sh: not written yet" >&2; exit 1
+# make bench: measure the driver against a real kernel nfsd in one UML run,
+# print the table and write _output/bench.json. A benchmark, not a test: it
+# fails only when it cannot measure, never because a target is missed.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+hack/deps.sh
+# shellcheck source=hack/tools.sh
+source hack/tools.sh
+nfs_csi::version_env
+CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o bin/nfs-csi ./cmd/nfs-csi
+mkdir -p _output
+go build -o _output/bench ./test/bench
+export UML_RESULTS_DIR=$root/_output/uml
+test/uml/run.sh --timeout 1200 -- _output/bench -driver "$root/bin/nfs-csi" -out "$UML_RESULTS_DIR/bench.json"
+cp "$UML_RESULTS_DIR/bench.json" _output/bench.json
+echo "results: _output/bench.json"

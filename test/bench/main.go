@@ -1,0 +1,259 @@
+// Command bench measures the driver against a real kernel NFS server, inside
+// the UML guest of test/uml/run.sh (see hack/bench.sh). It compares every
+// driver figure with the bare operation it wraps, measured in the same run,
+// because absolute figures under UML move with the host's load.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+type result struct {
+	NFSVersion            string  `json:"nfsVersion"`
+	CreateDeleteSeqPerSec float64 `json:"createDeleteSequentialPerSec"`
+	CreateDeleteParPerSec float64 `json:"createDelete8ConcurrentPerSec"`
+	BareMkdirRmdirPerSec  float64 `json:"bareMkdirRmdirPerSec"`
+	SeqRatioToBare        float64 `json:"createDeleteSlowdownVsBare"`
+	PublishPairP50Ms      float64 `json:"publishUnpublishP50Ms"`
+	PublishPairP99Ms      float64 `json:"publishUnpublishP99Ms"`
+	BareMountPairP50Ms    float64 `json:"bareMountUmountP50Ms"`
+	PublishRatioToBare    float64 `json:"publishSlowdownVsBare"`
+	StatsP50Ms            float64 `json:"nodeGetVolumeStatsP50Ms"`
+	PeakRSSMiB            float64 `json:"driverPeakRSSMiB"`
+}
+
+func main() {
+	driverBin := flag.String("driver", "bin/nfs-csi", "driver binary")
+	out := flag.String("out", "", "JSON output file")
+	cycles := flag.Int("cycles", 200, "create+delete cycles per measurement")
+	flag.Parse()
+	server, exportDir := os.Getenv("NFS_SERVER"), os.Getenv("NFS_EXPORT_DIR")
+	if server == "" || exportDir == "" {
+		fail("run inside test/uml/run.sh (NFS_SERVER, NFS_EXPORT_DIR)")
+	}
+	var results []result
+	for _, v := range []struct{ vers, share string }{{"3", os.Getenv("NFS_SHARE_V3")}, {"4.1", os.Getenv("NFS_SHARE_V4")}} {
+		results = append(results, run(*driverBin, server, v.vers, v.share, *cycles))
+	}
+	printTable(results)
+	if *out != "" {
+		data, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
+			fail(err.Error())
+		}
+	}
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "bench:", msg)
+	os.Exit(1)
+}
+
+func check(err error, what string) {
+	if err != nil {
+		fail(what + ": " + err.Error())
+	}
+}
+
+func run(driverBin, server, vers, share string, cycles int) result {
+	r := result{NFSVersion: vers}
+	work, err := os.MkdirTemp("/tmp", "bench-")
+	check(err, "tempdir")
+	sock := filepath.Join(work, "csi.sock")
+	cmd := exec.Command(driverBin, "--endpoint", "unix://"+sock, "--nodeid", "bench-node", "--workdir", filepath.Join(work, "driver"), "-v=0")
+	cmd.Stderr = os.Stderr
+	check(cmd.Start(), "start driver")
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	check(err, "dial")
+	defer conn.Close()
+	ctrl, node := csi.NewControllerClient(conn), csi.NewNodeClient(conn)
+	ctx := context.Background()
+	params := map[string]string{"server": server, "share": share, "mountOptions": "vers=" + vers}
+	capability := &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
+	}
+	create := func(name string) *csi.Volume {
+		resp, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: name, Parameters: params, VolumeCapabilities: []*csi.VolumeCapability{capability}})
+		check(err, "CreateVolume")
+		return resp.GetVolume()
+	}
+	del := func(id string) {
+		_, err := ctrl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id})
+		check(err, "DeleteVolume")
+	}
+	// Warm up: the first call mounts the share; steady state keeps it.
+	del(create("bench-warmup").GetVolumeId())
+
+	start := time.Now()
+	for i := range cycles {
+		del(create(fmt.Sprintf("bench-seq-%d", i)).GetVolumeId())
+	}
+	r.CreateDeleteSeqPerSec = float64(cycles) / time.Since(start).Seconds()
+
+	start = time.Now()
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				del(create(fmt.Sprintf("bench-par-%d", i)).GetVolumeId())
+			}
+		}()
+	}
+	for i := range cycles {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	r.CreateDeleteParPerSec = float64(cycles) / time.Since(start).Seconds()
+
+	// Bare mkdir+rmdir on a share mounted the same way the driver mounts it.
+	bare := filepath.Join(work, "bare")
+	check(os.MkdirAll(bare, 0o755), "mkdir")
+	check(mountNFS(server+":"+share, bare, "vers="+vers+",nolock"), "bare mount")
+	n := cycles * 4
+	start = time.Now()
+	for i := range n {
+		p := filepath.Join(bare, "bare-"+strconv.Itoa(i))
+		check(syscall.Mkdir(p, 0o777), "mkdir")
+		check(syscall.Rmdir(p), "rmdir")
+	}
+	r.BareMkdirRmdirPerSec = float64(n) / time.Since(start).Seconds()
+	check(exec.Command("umount", bare).Run(), "bare umount")
+	r.SeqRatioToBare = r.BareMkdirRmdirPerSec / r.CreateDeleteSeqPerSec
+
+	// NodePublish+NodeUnpublish over 50 volumes, against bare mount+umount of
+	// the same directories.
+	var vols []*csi.Volume
+	for i := range 50 {
+		vols = append(vols, create(fmt.Sprintf("bench-pub-%d", i)))
+	}
+	var pub, bareMount []time.Duration
+	for i, v := range vols {
+		target := filepath.Join(work, "pods", strconv.Itoa(i))
+		t0 := time.Now()
+		_, err := node.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: v.GetVolumeId(), TargetPath: target, VolumeCapability: capability, VolumeContext: v.GetVolumeContext()})
+		check(err, "NodePublishVolume")
+		_, err = node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: v.GetVolumeId(), TargetPath: target})
+		check(err, "NodeUnpublishVolume")
+		pub = append(pub, time.Since(t0))
+
+		src := server + ":" + filepath.Join(share, v.GetVolumeContext()["subDir"])
+		t0 = time.Now()
+		check(os.MkdirAll(target, 0o750), "mkdir target")
+		check(mountNFS(src, target, "vers="+vers), "bare mount")
+		check(exec.Command("umount", target).Run(), "bare umount")
+		check(os.Remove(target), "remove target")
+		bareMount = append(bareMount, time.Since(t0))
+	}
+	r.PublishPairP50Ms, r.PublishPairP99Ms = ms(pct(pub, 50)), ms(pct(pub, 99))
+	r.BareMountPairP50Ms = ms(pct(bareMount, 50))
+	r.PublishRatioToBare = r.PublishPairP50Ms / r.BareMountPairP50Ms
+
+	// NodeGetVolumeStats on one published volume.
+	target := filepath.Join(work, "pods", "stats")
+	_, err = node.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vols[0].GetVolumeId(), TargetPath: target, VolumeCapability: capability, VolumeContext: vols[0].GetVolumeContext()})
+	check(err, "NodePublishVolume")
+	var stats []time.Duration
+	for range 200 {
+		t0 := time.Now()
+		_, err := node.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: vols[0].GetVolumeId(), VolumePath: target})
+		check(err, "NodeGetVolumeStats")
+		stats = append(stats, time.Since(t0))
+	}
+	r.StatsP50Ms = ms(pct(stats, 50))
+	_, err = node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: vols[0].GetVolumeId(), TargetPath: target})
+	check(err, "NodeUnpublishVolume")
+	for _, v := range vols {
+		del(v.GetVolumeId())
+	}
+	r.PeakRSSMiB = peakRSSMiB(cmd.Process.Pid)
+	return r
+}
+
+func mountNFS(source, target, opts string) error {
+	out, err := exec.Command("mount", "-t", "nfs", "-o", opts, source, target).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	return s[i]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// peakRSSMiB reads VmHWM, the process's peak resident set size.
+func peakRSSMiB(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	check(err, "read status")
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func printTable(rs []result) {
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	fmt.Println()
+	fmt.Printf("%-46s %12s %12s   %s\n", "measure (UML, one run)", "NFSv"+rs[0].NFSVersion, "NFSv"+rs[1].NFSVersion, "target")
+	row := func(label, unit string, get func(result) float64, target string, ok func(result) bool) {
+		fmt.Printf("%-46s %12s %12s   %s", label, fmt.Sprintf("%.1f%s", get(rs[0]), unit), fmt.Sprintf("%.1f%s", get(rs[1]), unit), target)
+		if ok != nil {
+			fmt.Printf(" [%s, %s]", verdict(ok(rs[0])), verdict(ok(rs[1])))
+		}
+		fmt.Println()
+	}
+	row("CreateVolume+DeleteVolume, sequential", "/s", func(r result) float64 { return r.CreateDeleteSeqPerSec }, ">= 100/s", func(r result) bool { return r.CreateDeleteSeqPerSec >= 100 })
+	row("CreateVolume+DeleteVolume, 8 concurrent", "/s", func(r result) float64 { return r.CreateDeleteParPerSec }, "", nil)
+	row("bare mkdir+rmdir on a mounted share", "/s", func(r result) float64 { return r.BareMkdirRmdirPerSec }, "", nil)
+	row("  slowdown of sequential create+delete", "x", func(r result) float64 { return r.SeqRatioToBare }, "<= 5x", func(r result) bool { return r.SeqRatioToBare <= 5 })
+	row("NodePublish+NodeUnpublish p50", "ms", func(r result) float64 { return r.PublishPairP50Ms }, "", nil)
+	row("NodePublish+NodeUnpublish p99", "ms", func(r result) float64 { return r.PublishPairP99Ms }, "", nil)
+	row("bare mount -t nfs + umount p50", "ms", func(r result) float64 { return r.BareMountPairP50Ms }, "", nil)
+	row("  slowdown of publish+unpublish p50", "x", func(r result) float64 { return r.PublishRatioToBare }, "<= 1.2x", func(r result) bool { return r.PublishRatioToBare <= 1.2 })
+	row("NodeGetVolumeStats p50", "ms", func(r result) float64 { return r.StatsP50Ms }, "", nil)
+	row("driver peak RSS", "MiB", func(r result) float64 { return r.PeakRSSMiB }, "<= 40 MiB", func(r result) bool { return r.PeakRSSMiB <= 40 })
+}
