@@ -205,6 +205,23 @@ expect_fail "misspelt top-level value" \
 expect_fail "invalid duration" \
   "at '/driver/nfsTimeout': '30 seconds' does not match pattern" --set 'driver.nfsTimeout=30 seconds'
 
+echo "== documentation"
+if paths=$("$kubecheck" values "$chart/values.schema.json" 2>&1); then
+  missing=$(while read -r p; do [[ $p == global ]] && continue; grep -qF -- "\`$p\`" docs/install.md || echo "$p"; done <<<"$paths")
+  if [[ -z $missing ]]; then
+    ok "docs/install.md documents every value ($(grep -vcx global <<<"$paths") values)"
+  else
+    fail "docs/install.md documents every value" "missing: $missing"
+  fi
+  missing=$(while read -r p; do
+    [[ $p == global ]] && continue
+    grep -qE "^[[:space:]]*${p##*.}:" "$chart/values.yaml" || echo "$p"
+  done <<<"$paths")
+  if [[ -z $missing ]]; then ok "values.yaml sets every value of the schema"; else fail "values.yaml sets every value of the schema" "missing: $missing"; fi
+else
+  fail "docs/install.md documents every value" "$paths"
+fi
+
 echo "== structural facts of the default rendering"
 d=$work/default.facts
 has "$d" "CSIDriver attachRequired: true" "CSIDriver/nfs.csi.example.io.attachRequired=true"

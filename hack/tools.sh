@@ -113,6 +113,9 @@ nfs_csi::version_env() {
 #                              one line of facts per object (see factsOf)
 #   kubecheck kustomize DIR    print what `kubectl apply -k DIR` would apply
 #                              (kustomize's API, the one kubectl embeds)
+#   kubecheck values SCHEMA    print the dotted path of every value that
+#                              values.schema.json describes (objects with
+#                              properties are walked; others are leaves)
 nfs_csi::kubecheck() {
   local src sum dir
   src=$(nfs_csi::kubecheck_source)
@@ -149,6 +152,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -406,6 +410,56 @@ func kustomize(dir string) error {
 	return err
 }
 
+// valuePaths walks a values.schema.json: every property is printed, objects
+// with properties are descended into ($ref and the first allOf resolved).
+func valuePaths(file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var root map[string]any
+	if err := json.Unmarshal(data, &root); err != nil {
+		return err
+	}
+	defs, _ := root["definitions"].(map[string]any)
+	var resolve func(m map[string]any) map[string]any
+	resolve = func(m map[string]any) map[string]any {
+		if ref, ok := m["$ref"].(string); ok {
+			d, _ := defs[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any)
+			return resolve(d)
+		}
+		if all, ok := m["allOf"].([]any); ok && len(all) > 0 {
+			first, _ := all[0].(map[string]any)
+			return resolve(first)
+		}
+		return m
+	}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		m = resolve(m)
+		props, ok := m["properties"].(map[string]any)
+		if !ok || prefix == "global" || strings.HasSuffix(prefix, ".resources") {
+			fmt.Println(prefix)
+			return
+		}
+		keys := make([]string, 0, len(props))
+		for k := range props {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			sub, _ := props[k].(map[string]any)
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			walk(p, sub)
+		}
+	}
+	walk("", root)
+	return nil
+}
+
 func main() {
 	var err error
 	switch {
@@ -413,8 +467,10 @@ func main() {
 		err = strict(os.Args[2:])
 	case len(os.Args) == 3 && os.Args[1] == "kustomize":
 		err = kustomize(os.Args[2])
+	case len(os.Args) == 3 && os.Args[1] == "values":
+		err = valuePaths(os.Args[2])
 	default:
-		err = fmt.Errorf("usage: kubecheck strict FILE... | kubecheck kustomize DIR")
+		err = fmt.Errorf("usage: kubecheck strict FILE... | kubecheck kustomize DIR | kubecheck values SCHEMA")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kubecheck:", err)
