@@ -58,16 +58,34 @@ func OpenBeneath(rootFd int, rel string) (int, error) {
 // the components it created (so that DeleteVolume and crash recovery know
 // which parents the template made). Existing directories are accepted.
 func MkdirAllBeneath(rootFd int, rel string, mode uint32) (fd int, created []string, err error) {
+	return mkdirAllBeneath(rootFd, rel, mode, true)
+}
+
+// MkdirAllBeneathNoFd is MkdirAllBeneath for callers that need no fd of the
+// final directory. A final directory it just created is not opened again,
+// which saves a round trip per volume; one that already existed is still
+// opened, to refuse a symlink there.
+func MkdirAllBeneathNoFd(rootFd int, rel string, mode uint32) (created []string, err error) {
+	_, created, err = mkdirAllBeneath(rootFd, rel, mode, false)
+	return created, err
+}
+
+func mkdirAllBeneath(rootFd int, rel string, mode uint32, wantFd bool) (fd int, created []string, err error) {
 	fd, err = unix.Dup(rootFd)
 	if err != nil {
 		return -1, nil, err
 	}
 	parts := strings.Split(rel, "/")
 	for i, c := range parts {
+		last := i == len(parts)-1
 		err := unix.Mkdirat(fd, c, mode)
 		switch {
 		case err == nil:
 			created = append(created, strings.Join(parts[:i+1], "/"))
+			if last && !wantFd {
+				unix.Close(fd)
+				return -1, created, nil
+			}
 		case err == unix.EEXIST:
 		default:
 			unix.Close(fd)
@@ -79,6 +97,10 @@ func MkdirAllBeneath(rootFd int, rel string, mode uint32) (fd int, created []str
 			return -1, created, fmt.Errorf("open %q: %w", strings.Join(parts[:i+1], "/"), err)
 		}
 		fd = next
+	}
+	if !wantFd {
+		unix.Close(fd)
+		return -1, created, nil
 	}
 	return fd, created, nil
 }

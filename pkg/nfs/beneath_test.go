@@ -457,3 +457,25 @@ func TestRemoveEmptyParentsOnlyOwned(t *testing.T) {
 		t.Errorf("removed callbacks = %v, want [admin/tpl]", removed)
 	}
 }
+
+// Without an fd, a final directory that already exists is still checked: a
+// symlink there is refused, a real directory accepted, and a new one created.
+func TestMkdirAllBeneathNoFd(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	mustMkdirAll(t, filepath.Join(root, "a"))
+	mustSymlink(t, outside, filepath.Join(root, "a", "link"))
+	rootFd := openRoot(t, root)
+	if _, err := MkdirAllBeneathNoFd(rootFd, "a/link", 0o755); !errors.Is(err, ErrSymlink) {
+		t.Errorf("existing symlink as the final component: %v, want ErrSymlink", err)
+	}
+	created, err := MkdirAllBeneathNoFd(rootFd, "a/new/leaf", 0o755)
+	if err != nil || len(created) != 2 || created[1] != "a/new/leaf" {
+		t.Fatalf("created %v, %v", created, err)
+	}
+	if created, err := MkdirAllBeneathNoFd(rootFd, "a/new/leaf", 0o755); err != nil || len(created) != 0 {
+		t.Errorf("existing directory: created %v, %v", created, err)
+	}
+	if !exists(t, filepath.Join(root, "a", "new", "leaf")) {
+		t.Error("leaf was not created")
+	}
+}

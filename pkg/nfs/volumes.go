@@ -55,7 +55,14 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	case err != nil:
 		return Record{}, err
 	}
-	fd, created, err := MkdirAllBeneath(sh.RootFd(), vol.SubDir, 0o777)
+	var fd int
+	var created []string
+	if perm != nil {
+		fd, created, err = MkdirAllBeneath(sh.RootFd(), vol.SubDir, 0o777)
+	} else {
+		fd = -1
+		created, err = MkdirAllBeneathNoFd(sh.RootFd(), vol.SubDir, 0o777)
+	}
 	for _, dir := range created {
 		if dir == vol.SubDir {
 			continue
@@ -70,8 +77,8 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 		}
 		return stored, fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 	}
-	defer unix.Close(fd)
 	if perm != nil {
+		defer unix.Close(fd)
 		if err := unix.Fchmod(fd, *perm); err != nil {
 			return stored, fmt.Errorf("volume %s: chmod %o %s on %s: %w", vol.ID(), *perm, vol.SubDir, vol.ShareSource(), err)
 		}
