@@ -8,8 +8,8 @@
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-HERE=$(dirname "$0")
-EXPORT_DIR=/run/export # also the default in nfsctl.sh
+EXPORT_DIR=/run/export # keep in sync with nfsctl.sh
+EXPORT_OPTS=rw,insecure,no_root_squash,no_subtree_check,fsid=0
 MARGIN=8 # seconds kept for shutdown before the host's outer timeout fires
 
 if [ "$$" != 1 ] || [ -z "${UML_STATE-}" ]; then
@@ -26,9 +26,12 @@ poweroff_now() {
 	exec 3>&- 4>&-
 	sync
 	poweroff -f -f >/dev/null 2>&1
-	echo o >/proc/sysrq-trigger 2>/dev/null
+	# no sysrq fallback: if /proc were not ours, that would reach the host
 	sleep 1000 # the host's timeout will kill UML
 }
+# Every exec costs 0.1-0.5 s under UML on a busy host: use bash builtins
+# where possible.
+
 # setup failure: leave no exitcode, so run.sh reports a harness failure
 fail() {
 	echo "uml-init: $*"
@@ -36,22 +39,44 @@ fail() {
 	dmesg >"$STATE/dmesg" 2>/dev/null
 	poweroff_now
 }
-step() { "$@" || fail "failed: $*"; }
+# seconds since $1 (an EPOCHREALTIME value), into $elapsed
+since() {
+	local d=$((${EPOCHREALTIME/./} - ${1/./}))
+	printf -v elapsed '%d.%02d' $((d / 1000000)) $((d % 1000000 / 10000))
+}
+mounted() {
+	local dev mnt rest
+	while read -r dev mnt rest; do [ "$mnt" = "$1" ] && return 0; done </proc/mounts
+	return 1
+}
+# run a setup step; log how long it took (EPOCHREALTIME is a bash builtin)
+step() {
+	local t=$EPOCHREALTIME
+	"$@" || fail "failed: $*"
+	since "$t"
+	echo "uml-init: $elapsed s: $*"
+}
 
-# 1. pseudo filesystems (before anything else, we need /dev for the consoles)
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+# 1. pseudo filesystems (before anything else, we need /dev for the consoles).
+# Until the guest's procfs is mounted, /proc is the HOST's /proc seen through
+# hostfs: never test for or write to /proc or /sys before this line.
+mount -t proc proc /proc || { sleep 1000; exit 1; }
+is_uml=
+while read -r line; do [[ $line == "vendor_id"*"User Mode Linux" ]] && is_uml=1; done </proc/cpuinfo
+[ -n "$is_uml" ] || { echo "init.sh: not a UML guest, stopping" >&2; sleep 1000; exit 1; }
+mounted /sys || mount -t sysfs sysfs /sys
+mounted /dev || mount -t devtmpfs devtmpfs /dev
 # guest tty1/tty2 are the host's stdout/stderr (con1/con2 in run.sh)
 stty -F /dev/tty1 -opost 2>/dev/null
 stty -F /dev/tty2 -opost 2>/dev/null
 exec 3>/dev/tty1 4>/dev/tty2
 exec >"$STATE/init.log" 2>&1 </dev/null
-t0=$(date +%s.%N)
-echo "uml-init: kernel $(uname -r), state $STATE"
+t0=$EPOCHREALTIME
+read -r kver </proc/sys/kernel/osrelease
+echo "uml-init: kernel $kver, started at $t0, state $STATE"
 mkdir -p /dev/pts /dev/shm
-mountpoint -q /dev/pts || step mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
-mountpoint -q /dev/shm || step mount -t tmpfs -o mode=1777 shm /dev/shm
+mounted /dev/pts || step mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mounted /dev/shm || step mount -t tmpfs -o mode=1777 shm /dev/shm
 
 # shellcheck source=/dev/null
 . "$STATE/job" || fail "cannot read $STATE/job"
@@ -64,52 +89,55 @@ step mount --bind "$UML_RESULTS" "$UML_RESULTS"
 step mount -t tmpfs -o mode=0755 run /run
 step mount -t tmpfs -o mode=1777 tmp /tmp
 step mount -t tmpfs -o mode=0755 nfsstate /var/lib/nfs
-mkdir -p /run/lock /var/lib/nfs/rpc_pipefs /var/lib/nfs/v4recovery /var/lib/nfs/sm /var/lib/nfs/sm.bak
-chmod 1777 /run/lock
-: >/var/lib/nfs/etab
+mkdir -p /run/lock /tmp/home "$EXPORT_DIR" \
+	/var/lib/nfs/rpc_pipefs /var/lib/nfs/v4recovery /var/lib/nfs/sm /var/lib/nfs/sm.bak
+: >/var/lib/nfs/etab # exportfs fails without it
 : >/var/lib/nfs/rmtab
 hostname nfs-csi-uml
 
 # 3. kernel modules (run.sh created /lib/modules on the host)
 step mount --bind /usr/lib/uml/modules /lib/modules
-step modprobe nfsd
-step modprobe nfsv3
-step modprobe nfsv4
+step modprobe -a nfsd nfsv3 nfsv4 # nfsv4 brings 4.1 and 4.2
+# a hostfs bind: keep it read-only, like / for the command
+step mount -o remount,bind,ro /lib/modules
 
 # 4. network
 step ip link set lo up
 
 # 5. NFS server exporting a tmpfs (hostfs cannot be exported)
-mkdir -p "$EXPORT_DIR"
 step mount -t tmpfs -o mode=0777,size=512m export "$EXPORT_DIR"
 step mount -t nfsd nfsd /proc/fs/nfsd
 step mount -t rpc_pipefs rpc_pipefs /var/lib/nfs/rpc_pipefs
 echo 10 >/proc/fs/nfsd/nfsv4leasetime
 echo 10 >/proc/fs/nfsd/nfsv4gracetime
 step rpcbind -w
-step "$HERE/nfsctl.sh" export # exportfs -o <options> 127.0.0.1:/run/export
+step exportfs -o "$EXPORT_OPTS" "127.0.0.1:$EXPORT_DIR"
 step rpc.mountd
 step rpc.statd --no-notify
 step rpc.nfsd 8
 echo Y >/proc/fs/nfsd/v4_end_grace || echo "uml-init: could not end grace period"
 
-# wait until nfsd and mountd really answer
+# wait until nfsd and mountd really answer: without a version, rpcinfo
+# calls every registered version (nfs 3 and 4, mountd 1 to 3) over TCP
 ready=
-for _ in $(seq 1 300); do
-	if rpcinfo -t 127.0.0.1 nfs 3 >/dev/null 2>&1 &&
-		rpcinfo -t 127.0.0.1 nfs 4 >/dev/null 2>&1 &&
-		rpcinfo -t 127.0.0.1 mountd 3 >/dev/null 2>&1; then
+t=$EPOCHREALTIME
+for ((i = 0; i < 300; i++)); do
+	if rpcinfo -t 127.0.0.1 nfs >/dev/null 2>&1 &&
+		rpcinfo -t 127.0.0.1 mountd >/dev/null 2>&1; then
 		ready=1
 		break
 	fi
 	sleep 0.1
 done
+since "$t"
+echo "uml-init: $elapsed s: waiting for rpcinfo"
 [ -n "$ready" ] || fail "NFS server did not answer: $(rpcinfo -p 127.0.0.1 2>&1)"
-date +%s.%N >"$STATE/ready-at"
-echo "uml-init: NFS server ready after $(awk -v a="$t0" -v b="$(cat "$STATE/ready-at")" 'BEGIN{printf "%.1f", b-a}') s in init"
+echo "$EPOCHREALTIME" >"$STATE/ready-at"
+since "$t0"
+echo "uml-init: NFS server ready $elapsed s after init started"
 
 # 6. the command: private mount namespace with / read-only, inner timeout
-left=$((UML_DEADLINE - $(date +%s) - MARGIN))
+left=$((UML_DEADLINE - ${EPOCHREALTIME%.*} - MARGIN))
 if [ "$left" -lt 1 ]; then
 	echo "uml-init: no time left for the command"
 	echo 124 >"$STATE/exitcode"
@@ -128,13 +156,12 @@ env -i \
 	unshare -m --propagation private -- \
 	/bin/bash --noprofile --norc -c '
 		mount -o remount,bind,ro / || { echo "uml: cannot make / read-only" >&2; exit 125; }
-		mkdir -p "$HOME"
 		. "$UML_ENV_FILE" || exit 125
 		unset UML_ENV_FILE
 		exec "$@"' uml-run "${argv[@]}" \
 	</dev/null >&3 2>&4 3>&- 4>&-
 rc=$?
-echo "uml-init: command exited $rc"
+echo "uml-init: command exited $rc at $EPOCHREALTIME"
 echo "$rc" >"$STATE/exitcode"
-dmesg >"$STATE/dmesg" 2>/dev/null
+[ "${UML_KEEP_LOGS-}" != 1 ] || dmesg >"$STATE/dmesg" 2>/dev/null
 poweroff_now

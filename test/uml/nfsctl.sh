@@ -12,6 +12,11 @@ EXPORT_DIR=${NFS_EXPORT_DIR:-/run/export}
 EXPORT_OPTS=rw,insecure,no_root_squash,no_subtree_check,fsid=0
 CLIENT=127.0.0.1
 
+if ! grep -q '^vendor_id.*User Mode Linux' /proc/cpuinfo 2>/dev/null; then
+	echo "nfsctl.sh: only for use inside the UML guest of test/uml/run.sh" >&2
+	exit 2
+fi
+
 case "${1-}" in
 stop) rpc.nfsd 0 ;;
 start)

@@ -99,6 +99,7 @@ printf '%s\0' "$@" >"$STATE/argv"
 	printf 'UML_CWD=%q\n' "$CALLER_CWD"
 	printf 'UML_DEADLINE=%q\n' "$DEADLINE"
 	printf 'UML_RESULTS=%q\n' "$RESULTS"
+	printf 'UML_KEEP_LOGS=%q\n' "${UML_KEEP_LOGS-}"
 } >"$STATE/job"
 {
 	for name in ${UML_PASS_ENV-}; do
