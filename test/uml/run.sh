@@ -39,7 +39,8 @@ while [ $# -gt 0 ]; do
 	--mem=*) MEM=${1#*=}; shift ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
-	*) log "unknown argument: $1"; usage ;;
+	-*) log "unknown option: $1"; usage ;;
+	*) break ;; # the command, without a "--" before it
 	esac
 done
 [ $# -gt 0 ] || usage
@@ -72,14 +73,19 @@ KVER=$("$UML_BIN" --version 2>/dev/null | tail -n1)
 mkdir -p /lib/modules
 
 # --- directories ------------------------------------------------------------
+check_results_dir() {
+	case "$1" in
+	/) die "UML_RESULTS_DIR must not be /" ;;
+	/tmp|/tmp/*|/run|/run/*|/var/lib/nfs|/var/lib/nfs/*|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*)
+		die "UML_RESULTS_DIR=$1 is hidden by a guest mount (tmpfs on /tmp, /run, /var/lib/nfs); use a directory elsewhere" ;;
+	esac
+}
 RESULTS=${UML_RESULTS_DIR:-$REPO/_output/uml}
+[[ $RESULTS == /* ]] || RESULTS="$PWD/$RESULTS"
+check_results_dir "$RESULTS"
 mkdir -p "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd -P)
-case "$RESULTS" in
-/) die "UML_RESULTS_DIR must not be /" ;;
-/tmp|/tmp/*|/run|/run/*|/var/lib/nfs|/var/lib/nfs/*|/proc/*|/sys/*|/dev/*)
-	die "UML_RESULTS_DIR=$RESULTS is hidden by a guest mount (tmpfs on /tmp, /run, /var/lib/nfs); use a directory elsewhere" ;;
-esac
+check_results_dir "$RESULTS"
 [[ $RESULTS =~ ^[A-Za-z0-9_./+@%,:=-]+$ ]] || die "UML_RESULTS_DIR=$RESULTS: only plain characters (no spaces) are supported"
 
 CALLER_CWD=$(pwd -P)
