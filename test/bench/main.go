@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +22,10 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/example/nfs-csi/pkg/driver"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/klog/v2"
 )
 
 type result struct {
@@ -36,12 +40,21 @@ type result struct {
 	PublishRatioToBare    float64 `json:"publishSlowdownVsBare"`
 	StatsP50Ms            float64 `json:"nodeGetVolumeStatsP50Ms"`
 	PeakRSSMiB            float64 `json:"driverPeakRSSMiB"`
+	EmptyRPCMs            float64 `json:"emptyRPCRoundTripMs"`
+	RawPingPongMs         float64 `json:"rawUnixSocketRoundTripMs"`
+	InProcessPerSec       float64 `json:"createDeleteInProcessPerSec"`
+	InProcessRatioToBare  float64 `json:"createDeleteInProcessSlowdownVsBare"`
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "echo-server" {
+		echoServer(os.Args[2])
+		return
+	}
 	driverBin := flag.String("driver", "bin/nfs-csi", "driver binary")
 	out := flag.String("out", "", "JSON output file")
 	cycles := flag.Int("cycles", 200, "create+delete cycles per measurement")
+	publish := flag.Bool("publish", true, "also measure publish/unpublish against bare mount/umount (slow)")
 	flag.Parse()
 	server, exportDir := os.Getenv("NFS_SERVER"), os.Getenv("NFS_EXPORT_DIR")
 	if server == "" || exportDir == "" {
@@ -49,7 +62,7 @@ func main() {
 	}
 	var results []result
 	for _, v := range []struct{ vers, share string }{{"3", os.Getenv("NFS_SHARE_V3")}, {"4.1", os.Getenv("NFS_SHARE_V4")}} {
-		results = append(results, run(*driverBin, server, v.vers, v.share, *cycles))
+		results = append(results, run(*driverBin, server, v.vers, v.share, *cycles, *publish))
 	}
 	printTable(results)
 	if *out != "" {
@@ -71,13 +84,18 @@ func check(err error, what string) {
 	}
 }
 
-func run(driverBin, server, vers, share string, cycles int) result {
+func run(driverBin, server, vers, share string, cycles int, publish bool) result {
 	r := result{NFSVersion: vers}
 	work, err := os.MkdirTemp("/tmp", "bench-")
 	check(err, "tempdir")
 	sock := filepath.Join(work, "csi.sock")
 	cmd := exec.Command(driverBin, "--endpoint", "unix://"+sock, "--nodeid", "bench-node", "--workdir", filepath.Join(work, "driver"), "-v=0")
-	cmd.Stderr = os.Stderr
+	// The driver logs every volume at -v=0; written to the UML console that
+	// would measure the console, not the driver.
+	logFile, err := os.Create(filepath.Join(work, "driver.log"))
+	check(err, "driver log")
+	defer logFile.Close()
+	cmd.Stderr = logFile
 	check(cmd.Start(), "start driver")
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	for i := 0; i < 100; i++ {
@@ -105,6 +123,14 @@ func run(driverBin, server, vers, share string, cycles int) result {
 		_, err := ctrl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id})
 		check(err, "DeleteVolume")
 	}
+	ident := csi.NewIdentityClient(conn)
+	t0 := time.Now()
+	for range 200 {
+		_, err := ident.GetPluginInfo(ctx, &csi.GetPluginInfoRequest{})
+		check(err, "GetPluginInfo")
+	}
+	r.EmptyRPCMs = ms(time.Since(t0) / 200)
+
 	// Warm up: the first call mounts the share; steady state keeps it.
 	del(create("bench-warmup").GetVolumeId())
 
@@ -147,6 +173,34 @@ func run(driverBin, server, vers, share string, cycles int) result {
 	r.BareMkdirRmdirPerSec = float64(n) / time.Since(start).Seconds()
 	check(exec.Command("umount", bare).Run(), "bare umount")
 	r.SeqRatioToBare = r.BareMkdirRmdirPerSec / r.CreateDeleteSeqPerSec
+
+	// The same CreateVolume+DeleteVolume code path called in this process,
+	// without the gRPC transport: what the driver itself costs. Its log
+	// lines would go to the UML console, which would measure the console.
+	klog.SetOutput(io.Discard)
+	klog.LogToStderr(false)
+	d, err := driver.New(driver.Config{Mode: driver.ModeController, WorkDir: filepath.Join(work, "inproc")})
+	check(err, "in-process driver")
+	inproc := func(name string) {
+		resp, err := d.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: name, Parameters: params, VolumeCapabilities: []*csi.VolumeCapability{capability}})
+		check(err, "in-process CreateVolume")
+		_, err = d.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: resp.GetVolume().GetVolumeId()})
+		check(err, "in-process DeleteVolume")
+	}
+	inproc("bench-inproc-warmup")
+	start = time.Now()
+	for i := range cycles {
+		inproc(fmt.Sprintf("bench-inproc-%d", i))
+	}
+	r.InProcessPerSec = float64(cycles) / time.Since(start).Seconds()
+	r.InProcessRatioToBare = r.BareMkdirRmdirPerSec / r.InProcessPerSec
+	d.Close()
+	r.RawPingPongMs = rawPingPong(work)
+
+	if !publish {
+		r.PeakRSSMiB = peakRSSMiB(cmd.Process.Pid)
+		return r
+	}
 
 	// NodePublish+NodeUnpublish over 50 volumes, against bare mount+umount of
 	// the same directories.
@@ -195,6 +249,42 @@ func run(driverBin, server, vers, share string, cycles int) result {
 	}
 	r.PeakRSSMiB = peakRSSMiB(cmd.Process.Pid)
 	return r
+}
+
+// rawPingPong measures the floor any out-of-process driver pays under UML: a
+// 10-byte round trip over a unix socket to another process.
+func rawPingPong(work string) float64 {
+	sock := filepath.Join(work, "echo.sock")
+	cmd := exec.Command(os.Args[0], "echo-server", sock)
+	check(cmd.Start(), "start echo server")
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var c net.Conn
+	var err error
+	for range 200 {
+		if c, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	check(err, "dial echo server")
+	defer c.Close()
+	buf := make([]byte, 64)
+	start := time.Now()
+	for range 200 {
+		_, err := c.Write(buf[:10])
+		check(err, "write")
+		_, err = io.ReadFull(c, buf[:10])
+		check(err, "read")
+	}
+	return ms(time.Since(start) / 200)
+}
+
+func echoServer(sock string) {
+	l, err := net.Listen("unix", sock)
+	check(err, "listen")
+	c, err := l.Accept()
+	check(err, "accept")
+	_, _ = io.Copy(c, c)
 }
 
 func mountNFS(source, target, opts string) error {
@@ -248,12 +338,16 @@ func printTable(rs []result) {
 	}
 	row("CreateVolume+DeleteVolume, sequential", "/s", func(r result) float64 { return r.CreateDeleteSeqPerSec }, ">= 100/s", func(r result) bool { return r.CreateDeleteSeqPerSec >= 100 })
 	row("CreateVolume+DeleteVolume, 8 concurrent", "/s", func(r result) float64 { return r.CreateDeleteParPerSec }, "", nil)
+	row("  same code path in-process (no gRPC)", "/s", func(r result) float64 { return r.InProcessPerSec }, "", nil)
 	row("bare mkdir+rmdir on a mounted share", "/s", func(r result) float64 { return r.BareMkdirRmdirPerSec }, "", nil)
 	row("  slowdown of sequential create+delete", "x", func(r result) float64 { return r.SeqRatioToBare }, "<= 5x", func(r result) bool { return r.SeqRatioToBare <= 5 })
+	row("  slowdown of in-process create+delete", "x", func(r result) float64 { return r.InProcessRatioToBare }, "<= 5x", func(r result) bool { return r.InProcessRatioToBare <= 5 })
 	row("NodePublish+NodeUnpublish p50", "ms", func(r result) float64 { return r.PublishPairP50Ms }, "", nil)
 	row("NodePublish+NodeUnpublish p99", "ms", func(r result) float64 { return r.PublishPairP99Ms }, "", nil)
 	row("bare mount -t nfs + umount p50", "ms", func(r result) float64 { return r.BareMountPairP50Ms }, "", nil)
 	row("  slowdown of publish+unpublish p50", "x", func(r result) float64 { return r.PublishRatioToBare }, "<= 1.2x", func(r result) bool { return r.PublishRatioToBare <= 1.2 })
+	row("floor: empty gRPC round trip (GetPluginInfo)", "ms", func(r result) float64 { return r.EmptyRPCMs }, "", nil)
+	row("floor: raw unix-socket round trip, 2 processes", "ms", func(r result) float64 { return r.RawPingPongMs }, "", nil)
 	row("NodeGetVolumeStats p50", "ms", func(r result) float64 { return r.StatsP50Ms }, "", nil)
 	row("driver peak RSS", "MiB", func(r result) float64 { return r.PeakRSSMiB }, "<= 40 MiB", func(r result) bool { return r.PeakRSSMiB <= 40 })
 }
