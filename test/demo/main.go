@@ -31,7 +31,11 @@ func main() {
 	check(err)
 	sock := filepath.Join(work, "csi.sock")
 	driver := exec.Command(*driverBin, "--endpoint", "unix://"+sock, "--nodeid", "demo-node", "--workdir", filepath.Join(work, "driver"), "-v=0")
-	driver.Stderr = os.Stderr
+	logPath := filepath.Join(os.Getenv("UML_RESULTS_DIR"), "demo-driver.log")
+	logFile, err := os.Create(logPath)
+	check(err)
+	defer logFile.Close()
+	driver.Stderr = logFile
 	check(driver.Start())
 	defer func() { _ = driver.Process.Kill(); _ = driver.Wait() }()
 	for i := 0; i < 100 && !exists(sock); i++ {
@@ -98,6 +102,7 @@ func main() {
 	check(err)
 	showExport(export)
 	step("done: the data survives under an archive name that can never collide with an earlier archive")
+	fmt.Printf("   the driver's log: %s\n", logPath)
 }
 
 var stepNo int
