@@ -12,7 +12,9 @@ nfs_csi::version_env
 CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o bin/nfs-csi ./cmd/nfs-csi
 mkdir -p _output
 go build -o _output/bench ./test/bench
-export UML_RESULTS_DIR=$root/_output/uml
-test/uml/run.sh --timeout 1200 -- _output/bench -driver "$root/bin/nfs-csi" -out "$UML_RESULTS_DIR/bench.json"
-cp "$UML_RESULTS_DIR/bench.json" _output/bench.json
+# shellcheck source=hack/uml-stage.sh
+source hack/uml-stage.sh
+nfs_csi::uml_stage "$root"
+(cd "$UML_ROOT" && test/uml/run.sh --timeout 1200 -- _output/bench -driver "$UML_ROOT/bin/nfs-csi" -out "$UML_RESULTS_DIR/bench.json")
+[ "$UML_RESULTS_DIR/bench.json" -ef _output/bench.json ] || cp "$UML_RESULTS_DIR/bench.json" _output/bench.json
 echo "results: _output/bench.json"

@@ -14,4 +14,8 @@ CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o bin/nfs-csi ./cmd/nfs-cs
 mkdir -p _output
 go build -o _output/demo ./test/demo
 echo "demo: booting user-mode Linux with a kernel NFS server (5-30 s)"
-test/uml/run.sh --timeout 300 -- _output/demo -driver "$root/bin/nfs-csi"
+# shellcheck source=hack/uml-stage.sh
+source hack/uml-stage.sh
+nfs_csi::uml_stage "$root"
+cd "$UML_ROOT"
+test/uml/run.sh --timeout 300 -- _output/demo -driver "$UML_ROOT/bin/nfs-csi"

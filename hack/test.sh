@@ -55,8 +55,10 @@ fuzz() {
 uml_suites() {
 	# shellcheck source=hack/uml-artifacts.sh
 	source hack/uml-artifacts.sh || return 1
+	# shellcheck source=hack/uml-stage.sh
+	source hack/uml-stage.sh && nfs_csi::uml_stage "$root" || return 1
 	local out=_output/uml-suites.txt
-	test/uml/run.sh --timeout 1500 -- test/integration/guest.sh "$root" "$CSI_SANITY" | tee "$out"
+	(cd "$UML_ROOT" && test/uml/run.sh --timeout 1500 -- test/integration/guest.sh "$UML_ROOT" "$CSI_SANITY") | tee "$out"
 	local rc=${PIPESTATUS[0]}
 	grep -q '^RESULT integration pass' "$out" && grep -q '^RESULT csi-sanity-nfs3 pass' "$out" &&
 		grep -q '^RESULT csi-sanity-nfs4.1 pass' "$out" && [ "$rc" = 0 ]
