@@ -38,7 +38,10 @@ nfs_csi::log() { echo "tools.sh: $*" >&2; }
 nfs_csi::go_install() {
   local dir=$1 pkg=$2; shift 2
   mkdir -p "$dir"
-  nfs_csi::log "installing ${pkg} into ${dir} (first time only; a few minutes)"
+  # go install always runs, so that a changed version or flag takes effect;
+  # with the binary and the build cache in place it only checks them.
+  [[ -x $dir/$(basename "${pkg%@*}") ]] ||
+    nfs_csi::log "installing ${pkg} into ${dir} (first time only; a few minutes)"
   # GOFLAGS from the caller (e.g. -mod=vendor) must not leak into the install.
   GOBIN=$dir GOFLAGS= CGO_ENABLED=0 go install "$@" "$pkg" >&2
 }
