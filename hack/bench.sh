@@ -8,8 +8,7 @@ cd "$root"
 hack/deps.sh
 # shellcheck source=hack/tools.sh
 source hack/tools.sh
-nfs_csi::version_env
-CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o bin/nfs-csi ./cmd/nfs-csi
+nfs_csi::build_driver
 mkdir -p _output
 go build -o _output/bench ./test/bench
 # shellcheck source=hack/uml-stage.sh

@@ -8,9 +8,8 @@ cd "$root"
 hack/deps.sh
 # shellcheck source=hack/tools.sh
 source hack/tools.sh
-nfs_csi::version_env
 echo "demo: building the driver"
-CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o bin/nfs-csi ./cmd/nfs-csi
+nfs_csi::build_driver
 mkdir -p _output
 go build -o _output/demo ./test/demo
 echo "demo: booting user-mode Linux with a kernel NFS server (5-30 s)"

@@ -109,6 +109,13 @@ nfs_csi::version_env() {
   export VERSION GIT_COMMIT BUILD_DATE LDFLAGS
 }
 
+# nfs_csi::build_driver: bin/nfs-csi for this machine, version-stamped as
+# the Makefile's build target stamps it.
+nfs_csi::build_driver() {
+  nfs_csi::version_env
+  (cd "$NFS_CSI_ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o bin/nfs-csi ./cmd/nfs-csi)
+}
+
 # nfs_csi::kubecheck: path of kubecheck, built from the source below in its
 # own throwaway module (the project's go.mod is not touched). Subcommands:
 #   kubecheck strict FILE...   decode every YAML document of each FILE into its

@@ -7,10 +7,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=hack/tools.sh
 source "$root/hack/tools.sh"
-nfs_csi::version_env
 CSI_SANITY_VERSION=v5.6.0
 CSI_SANITY=$NFS_CSI_TOOLS/csi-sanity-$CSI_SANITY_VERSION/csi-sanity
 nfs_csi::go_install "$(dirname "$CSI_SANITY")" "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION"
-(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o bin/nfs-csi ./cmd/nfs-csi)
+nfs_csi::build_driver
 (cd "$root" && mkdir -p _output && go test -c -tags uml -o _output/integration.test ./test/integration)
 export CSI_SANITY
