@@ -54,7 +54,7 @@ fuzz() {
 }
 uml_suites() {
 	# shellcheck source=hack/uml-artifacts.sh
-	source hack/uml-artifacts.sh || return 1
+	source hack/uml-artifacts.sh && nfs_csi::uml_artifacts "$root" || return 1
 	# shellcheck source=hack/uml-stage.sh
 	source hack/uml-stage.sh && nfs_csi::uml_stage "$root" || return 1
 	local out=_output/uml-suites.txt
