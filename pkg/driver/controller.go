@@ -227,16 +227,14 @@ func (d *Driver) withShare(ctx context.Context, vol nfs.Volume, fn func(*nfs.Sha
 			return err
 		}
 		err = fn(sh)
-		if nfs.IsStale(err) && attempt == 0 {
-			sh.MarkStale()
-			sh.Release()
-			continue
-		}
-		if nfs.IsStale(err) {
+		stale := nfs.IsStale(err)
+		if stale {
 			sh.MarkStale()
 		}
 		sh.Release()
-		return err
+		if !stale || attempt > 0 {
+			return err
+		}
 	}
 }
 
