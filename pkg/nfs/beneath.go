@@ -32,6 +32,15 @@ func openDirAt(dirFd int, name string) (int, error) {
 	}
 }
 
+// closeUnlessRoot closes fd if it is not the share root's fd, which the
+// walks below start from without dup(2)ing it: under user-mode Linux every
+// system call is expensive, and the walks run for every volume.
+func closeUnlessRoot(fd, rootFd int) {
+	if fd != rootFd {
+		unix.Close(fd)
+	}
+}
+
 // OpenBeneath opens the directory rel (a validated relative path) under the
 // directory rootFd without following symlinks. The caller closes the fd.
 func OpenBeneath(rootFd int, rel string) (int, error) {
@@ -71,10 +80,7 @@ func MkdirAllBeneathNoFd(rootFd int, rel string, mode uint32) (created []string,
 }
 
 func mkdirAllBeneath(rootFd int, rel string, mode uint32, wantFd bool) (fd int, created []string, err error) {
-	fd, err = unix.Dup(rootFd)
-	if err != nil {
-		return -1, nil, err
-	}
+	fd = rootFd
 	parts := strings.Split(rel, "/")
 	for i, c := range parts {
 		last := i == len(parts)-1
@@ -83,21 +89,22 @@ func mkdirAllBeneath(rootFd int, rel string, mode uint32, wantFd bool) (fd int, 
 		case err == nil:
 			created = append(created, strings.Join(parts[:i+1], "/"))
 			if last && !wantFd {
-				unix.Close(fd)
+				closeUnlessRoot(fd, rootFd)
 				return -1, created, nil
 			}
 		case err == unix.EEXIST:
 		default:
-			unix.Close(fd)
+			closeUnlessRoot(fd, rootFd)
 			return -1, created, fmt.Errorf("mkdir %q: %w", strings.Join(parts[:i+1], "/"), err)
 		}
 		next, err := openDirAt(fd, c)
-		unix.Close(fd)
+		closeUnlessRoot(fd, rootFd)
 		if err != nil {
 			return -1, created, fmt.Errorf("open %q: %w", strings.Join(parts[:i+1], "/"), err)
 		}
 		fd = next
 	}
+	// rel has at least one component, so fd is a directory this walk opened.
 	if !wantFd {
 		unix.Close(fd)
 		return -1, created, nil
@@ -208,14 +215,11 @@ func removeContents(parentFd int, name, display string) (busy []string, err erro
 // ExistingDepth counts how many leading components of rel exist, as real
 // directories reached without symlinks. A symlink on the way is an error.
 func ExistingDepth(rootFd int, rel string) (int, error) {
-	fd, err := unix.Dup(rootFd)
-	if err != nil {
-		return 0, err
-	}
+	fd := rootFd
 	n := 0
 	for _, c := range strings.Split(rel, "/") {
 		next, err := openDirAt(fd, c)
-		unix.Close(fd)
+		closeUnlessRoot(fd, rootFd)
 		if errors.Is(err, unix.ENOENT) {
 			return n, nil
 		}
@@ -225,7 +229,7 @@ func ExistingDepth(rootFd int, rel string) (int, error) {
 		fd = next
 		n++
 	}
-	unix.Close(fd)
+	closeUnlessRoot(fd, rootFd)
 	return n, nil
 }
 
@@ -244,12 +248,12 @@ func RemoveEmptyParents(rootFd int, rel string, owned func(dir string) (bool, er
 			return err
 		}
 		parent, base := splitParent(rel)
-		pfd, err := OpenBeneath(rootFd, parent)
+		pfd, err := openParent(rootFd, parent)
 		if err != nil {
 			return ignoreNotExist(err)
 		}
 		err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
-		unix.Close(pfd)
+		closeUnlessRoot(pfd, rootFd)
 		switch err {
 		case nil, unix.ENOENT:
 			if err := removed(rel); err != nil {

@@ -146,18 +146,27 @@ func Dispose(sh *Share, vol Volume, now time.Time) (done Disposal, archivedAs st
 
 func removeVolumeDir(rootFd, recFd int, subDir string) error {
 	parent, base := splitParent(subDir)
-	pfd, err := OpenBeneath(rootFd, parent)
+	pfd, err := openParent(rootFd, parent)
 	if err != nil {
 		return ignoreNotExist(err)
 	}
 	err = RemoveTreeAt(pfd, base)
-	unix.Close(pfd)
+	closeUnlessRoot(pfd, rootFd)
 	if err != nil {
 		return err
 	}
 	return RemoveEmptyParents(rootFd, subDir,
 		func(dir string) (bool, error) { return HasParentMarker(recFd, dir) },
 		func(dir string) error { return DeleteParentMarker(recFd, dir) })
+}
+
+// openParent opens a volume directory's parent; for a top-level volume that
+// is the share root itself, used without dup(2). Close with closeUnlessRoot.
+func openParent(rootFd int, parent string) (int, error) {
+	if parent == "" {
+		return rootFd, nil
+	}
+	return OpenBeneath(rootFd, parent)
 }
 
 // ArchivePrefix starts the name of every archived volume directory.
@@ -185,11 +194,11 @@ func ArchiveName(base string, now time.Time) string {
 // bits, and the check catches even that.
 func archive(rootFd int, subDir string, now time.Time) (string, error) {
 	parent, base := splitParent(subDir)
-	pfd, err := OpenBeneath(rootFd, parent)
+	pfd, err := openParent(rootFd, parent)
 	if err != nil {
 		return "", ignoreNotExist(err)
 	}
-	defer unix.Close(pfd)
+	defer closeUnlessRoot(pfd, rootFd)
 	var st unix.Stat_t
 	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == unix.ENOENT {
 		return "", nil

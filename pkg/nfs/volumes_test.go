@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func testVolume(subDir string, policy OnDelete) Volume {
@@ -597,4 +599,48 @@ func TestDisposeRefusesSymlinkedParent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The walks start from the share root's fd without dup(2)ing it; none of
+// them may close it, whatever path they take.
+func TestShareRootFdSurvivesEveryWalk(t *testing.T) {
+	sh := acquireTestShare(t)
+	root := sh.RootFd()
+	alive := func(step string) {
+		t.Helper()
+		if _, err := unix.FcntlInt(uintptr(root), unix.F_GETFD, 0); err != nil {
+			t.Fatalf("after %s the share root fd %d is closed: %v", step, root, err)
+		}
+	}
+	for _, subDir := range []string{"top", "ns/nested", "a/b/c"} {
+		for _, policy := range []OnDelete{OnDeleteDelete, OnDeleteArchive, OnDeleteRetain} {
+			vol := testVolume(subDir, policy)
+			mustProvision(t, sh, vol)
+			alive("Provision " + subDir)
+			if _, _, err := Dispose(sh, vol, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			alive("Dispose " + subDir + " " + string(policy))
+		}
+		if _, err := ExistingDepth(root, subDir); err != nil {
+			t.Fatal(err)
+		}
+		alive("ExistingDepth " + subDir)
+		if _, err := MkdirAllBeneathNoFd(root, subDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		alive("MkdirAllBeneathNoFd " + subDir)
+		recFd, err := sh.RecordDirFd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := removeVolumeDir(root, recFd, subDir); err != nil {
+			t.Fatal(err)
+		}
+		alive("removeVolumeDir " + subDir)
+	}
+	if _, err := ExistingDepth(root, "missing/deeper"); err != nil {
+		t.Fatal(err)
+	}
+	alive("ExistingDepth of a missing path")
 }
