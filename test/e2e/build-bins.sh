@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Build, once, the binaries the end-to-end test bed needs, from the Go module
+# proxy only (no GitHub, no container registry), and cache them outside the
+# repo keyed by version:
+#
+#   ${NFS_CSI_E2E_BIN:-$HOME/.cache/nfs-csi/e2e}/<component>-<version>/<binary>
+#
+# A binary that is already in the cache is not rebuilt, so only the first run
+# pays the cold build (about 35 minutes on 2 cores). See test/e2e/README.md.
+#
+# Usage: test/e2e/build-bins.sh [--print-dir]
+set -euo pipefail
+
+ETCD_VERSION=v3.7.3
+KUBE_VERSION=v1.37.2
+PROVISIONER_VERSION=v6.3.0
+ATTACHER_VERSION=v4.13.0
+
+ETCD_MODULE=go.etcd.io/etcd/server/v3
+KUBE_MODULE=k8s.io/kubernetes
+PROVISIONER_MODULE=github.com/kubernetes-csi/external-provisioner/v6
+ATTACHER_MODULE=github.com/kubernetes-csi/external-attacher/v4
+
+BIN_DIR=${NFS_CSI_E2E_BIN:-${HOME:?HOME is not set}/.cache/nfs-csi/e2e}
+
+usage() {
+	echo "usage: $0 [--print-dir]" >&2
+	exit 2
+}
+
+case $# in
+0) ;;
+1) [[ $1 == --print-dir ]] || usage
+	echo "$BIN_DIR"
+	exit 0 ;;
+*) usage ;;
+esac
+
+command -v go >/dev/null || { echo "build-bins: go is not on PATH" >&2; exit 1; }
+
+# Everything is built outside the repo; never let the repo's go.mod, a go.work
+# or the caller's GOFLAGS leak into the throwaway modules.
+export GOWORK=off CGO_ENABLED=0
+export GOFLAGS="-mod=mod -buildvcs=false"
+
+mkdir -p "$BIN_DIR"
+# One run at a time: a second run waits, then finds everything cached.
+exec 9>"$BIN_DIR/.lock"
+flock 9
+# Leftovers of a run that was killed (we hold the lock, so no one else owns them).
+rm -rf "$BIN_DIR"/.tmp-*
+# Temp dir on the same file system as the cache, so the final mv is a rename.
+TMP=$(mktemp -d "$BIN_DIR/.tmp-XXXXXX")
+trap 'chmod -R u+w "$TMP" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+LOG_DIR=$BIN_DIR/.logs
+mkdir -p "$LOG_DIR"
+
+START=$SECONDS
+say() { printf '[build-bins %4ds] %s\n' "$((SECONDS - START))" "$*"; }
+
+# cached COMPONENT VERSION BINARY: true if the binary is already in the cache.
+cached() { [[ -x $BIN_DIR/$1-$2/$3 ]]; }
+
+# install_bin COMPONENT VERSION FILE: move a freshly built FILE into the cache.
+install_bin() {
+	local dest=$BIN_DIR/$1-$2
+	mkdir -p "$dest"
+	mv -f "$3" "$dest/$(basename "$3")"
+}
+
+# run LOG CMD...: run CMD with its output in LOG; on failure show the tail.
+run() {
+	local log=$1
+	shift
+	echo "+ $*" >>"$log"
+	if ! "$@" >>"$log" 2>&1; then
+		echo "build-bins: failed: $*" >&2
+		echo "---- last lines of $log ----" >&2
+		tail -n 40 "$log" >&2
+		exit 1
+	fi
+}
+
+# mod_field MODULE@VERSION FIELD: a string field of `go mod download -json`.
+mod_field() {
+	go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p"
+}
+
+# new_module DIR NAME: an empty throwaway module.
+new_module() {
+	mkdir -p "$1"
+	(cd "$1" && go mod init "$2" >/dev/null 2>&1)
+}
+
+build_etcd() {
+	local c=etcd v=$ETCD_VERSION
+	if cached $c $v etcd; then say "$c $v: cached"; return; fi
+	local t0=$SECONDS log=$LOG_DIR/$c-$v.log mod=$TMP/etcd-mod
+	: >"$log"
+	say "$c $v: building from $ETCD_MODULE (log: $log)"
+	new_module "$mod" nfs-csi-e2e/etcd
+	cat >"$mod/tools.go" <<EOF
+//go:build tools
+
+package tools
+
+import _ "$ETCD_MODULE"
+EOF
+	(
+		cd "$mod"
+		run "$log" go mod edit -require="$ETCD_MODULE@$ETCD_VERSION"
+		run "$log" go mod tidy
+		run "$log" go build -trimpath -o "$TMP/out-etcd/etcd" "$ETCD_MODULE"
+	)
+	install_bin $c $v "$TMP/out-etcd/etcd"
+	say "$c $v: done in $((SECONDS - t0))s"
+}
+
+KUBE_BINS=(kube-apiserver kube-controller-manager kubectl)
+
+build_kube() {
+	local v=$KUBE_VERSION b missing=()
+	for b in "${KUBE_BINS[@]}"; do
+		if cached "$b" "$v" "$b"; then say "$b $v: cached"; else missing+=("$b"); fi
+	done
+	((${#missing[@]})) || return 0
+	local t0=$SECONDS log=$LOG_DIR/kubernetes-$v.log mod=$TMP/kube-mod
+	: >"$log"
+	say "${missing[*]} $v: building from $KUBE_MODULE (log: $log)"
+	new_module "$mod" nfs-csi-e2e/kube
+	local gomod
+	gomod=$(cd "$mod" && mod_field "$KUBE_MODULE@$v" GoMod)
+	[[ -f $gomod ]] || { echo "build-bins: no go.mod for $KUBE_MODULE@$v" >&2; exit 1; }
+	# The staging repos: the k8s.io/* modules that k8s.io/kubernetes requires
+	# at v0.0.0, plus those it replaces with ./staging/src/... (two sample
+	# repos are only replaced, not required). Their published tag is
+	# v0.<minor>.<patch> of the Kubernetes release.
+	local staging_version=v0.${v#v1.}
+	local -a staging
+	mapfile -t staging < <({
+		sed -n 's/^[[:space:]]*\(k8s\.io\/[^[:space:]]*\)[[:space:]]\{1,\}v0\.0\.0\([[:space:]].*\)\{0,1\}$/\1/p' "$gomod"
+		sed -n 's/^[[:space:]]*\(k8s\.io\/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\.\/staging\/.*$/\1/p' "$gomod"
+	} | sort -u)
+	((${#staging[@]})) || { echo "build-bins: found no v0.0.0 staging repos in $gomod" >&2; exit 1; }
+	say "  replacing ${#staging[@]} staging repos with $staging_version"
+	local -a edits=(-require="$KUBE_MODULE@$v")
+	local s
+	for s in "${staging[@]}"; do edits+=(-replace="$s=$s@$staging_version"); done
+	{
+		printf '//go:build tools\n\npackage tools\n\nimport (\n'
+		for b in "${missing[@]}"; do printf '\t_ "%s/cmd/%s"\n' "$KUBE_MODULE" "$b"; done
+		printf ')\n'
+	} >"$mod/tools.go"
+	local minor=${v#v1.}
+	minor=${minor%%.*}
+	local ldflags="" pkg
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ldflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+	done
+	local -a pkgs=()
+	for b in "${missing[@]}"; do pkgs+=("$KUBE_MODULE/cmd/$b"); done
+	(
+		cd "$mod"
+		run "$log" go mod edit "${edits[@]}"
+		run "$log" go mod tidy
+		run "$log" go build -trimpath -ldflags "${ldflags# }" -o "$TMP/out-kube/" "${pkgs[@]}"
+	)
+	for b in "${missing[@]}"; do install_bin "$b" "$v" "$TMP/out-kube/$b"; done
+	say "${missing[*]} $v: done in $((SECONDS - t0))s"
+}
+
+# build_sidecar COMPONENT MODULE VERSION: build ./cmd/COMPONENT in a writable
+# copy of the module, so that its own go.mod and go.sum apply.
+build_sidecar() {
+	local c=$1 module=$2 v=$3
+	if cached "$c" "$v" "$c"; then say "$c $v: cached"; return; fi
+	local t0=$SECONDS log=$LOG_DIR/$c-$v.log src=$TMP/src-$c dir
+	: >"$log"
+	say "$c $v: building from $module (log: $log)"
+	dir=$(cd "$TMP" && mod_field "$module@$v" Dir)
+	[[ -d $dir ]] || { echo "build-bins: no source dir for $module@$v" >&2; exit 1; }
+	cp -r "$dir" "$src"
+	chmod -R u+w "$src"
+	(
+		cd "$src"
+		run "$log" go build -trimpath -ldflags "-X main.version=$v" -o "$TMP/out-$c/$c" "./cmd/$c"
+	)
+	install_bin "$c" "$v" "$TMP/out-$c/$c"
+	say "$c $v: done in $((SECONDS - t0))s"
+}
+
+all_cached=true
+cached etcd $ETCD_VERSION etcd || all_cached=false
+for b in "${KUBE_BINS[@]}"; do cached "$b" $KUBE_VERSION "$b" || all_cached=false; done
+cached csi-provisioner $PROVISIONER_VERSION csi-provisioner || all_cached=false
+cached csi-attacher $ATTACHER_VERSION csi-attacher || all_cached=false
+if $all_cached; then
+	say "all binaries cached in $BIN_DIR"
+else
+	say "building what is missing into $BIN_DIR"
+	say "cold build: about 35 minutes on 2 cores, once (about 1 minute if the Go build cache is warm)"
+fi
+
+build_etcd
+build_kube
+build_sidecar csi-provisioner "$PROVISIONER_MODULE" "$PROVISIONER_VERSION"
+build_sidecar csi-attacher "$ATTACHER_MODULE" "$ATTACHER_VERSION"
+
+say "versions:"
+B=$BIN_DIR
+"$B/etcd-$ETCD_VERSION/etcd" --version
+apiserver_version=$("$B/kube-apiserver-$KUBE_VERSION/kube-apiserver" --version)
+echo "$apiserver_version"
+"$B/kube-controller-manager-$KUBE_VERSION/kube-controller-manager" --version
+"$B/kubectl-$KUBE_VERSION/kubectl" version --client
+"$B/csi-provisioner-$PROVISIONER_VERSION/csi-provisioner" --version
+"$B/csi-attacher-$ATTACHER_VERSION/csi-attacher" --version
+if [[ $apiserver_version != "Kubernetes $KUBE_VERSION" ]]; then
+	echo "build-bins: kube-apiserver reports '$apiserver_version', want 'Kubernetes $KUBE_VERSION'" >&2
+	exit 1
+fi
+say "done: $BIN_DIR"
