@@ -167,7 +167,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 			if mp.ReadOnly() != readOnly {
 				return struct{}{}, status.Errorf(codes.AlreadyExists, "NodePublishVolume %s: %s is already mounted at %s with readonly=%v; unpublish it first", id, source, target, mp.ReadOnly())
 			}
-			if !d.isStale(ctx, target) {
+			if !nfs.IsStale(d.checkMounted(ctx, target)) {
 				d.pubs.add(id, target, mode)
 				return struct{}{}, nil
 			}
@@ -208,10 +208,11 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 // NodeGetVolumeStats often and must not wait long for a dead server.
 const statTimeout = 5 * time.Second
 
-func (d *Driver) isStale(ctx context.Context, target string) bool {
+// checkMounted runs the health probe of a mounted volume, bounded by statTimeout.
+func (d *Driver) checkMounted(ctx context.Context, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, statTimeout)
 	defer cancel()
-	return nfs.IsStale(d.stats.Check(ctx, target))
+	return d.stats.Check(ctx, path)
 }
 
 // NodeUnpublishVolume unmounts the target and removes it. It returns in
@@ -334,10 +335,7 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 			report("NotMounted", fmt.Sprintf("volume %s is not mounted at %s", id, p))
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, statTimeout)
-		err := d.stats.Check(sctx, p)
-		cancel()
-		if err != nil {
+		if err := d.checkMounted(ctx, p); err != nil {
 			report(statReason(err), statProblem(mp.Source, p, err))
 		}
 	}
