@@ -268,6 +268,14 @@ func rulesFacts(prefix string, rules []rbacv1.PolicyRule) []string {
 	return out
 }
 
+func bindingFacts(p string, ref rbacv1.RoleRef, subjects []rbacv1.Subject) []string {
+	out := []string{p, p + ".roleRef=" + ref.Kind + "/" + ref.Name}
+	for _, s := range subjects {
+		out = append(out, p+".subject="+s.Kind+"/"+s.Namespace+"/"+s.Name)
+	}
+	return out
+}
+
 func factsOf(obj any) []string {
 	switch o := obj.(type) {
 	case *storagev1.CSIDriver:
@@ -308,19 +316,9 @@ func factsOf(obj any) []string {
 	case *rbacv1.Role:
 		return append([]string{"Role/" + o.Name}, rulesFacts("Role/"+o.Name, o.Rules)...)
 	case *rbacv1.ClusterRoleBinding:
-		p := "ClusterRoleBinding/" + o.Name
-		out := []string{p, p + ".roleRef=" + o.RoleRef.Kind + "/" + o.RoleRef.Name}
-		for _, s := range o.Subjects {
-			out = append(out, p+".subject="+s.Kind+"/"+s.Namespace+"/"+s.Name)
-		}
-		return out
+		return bindingFacts("ClusterRoleBinding/"+o.Name, o.RoleRef, o.Subjects)
 	case *rbacv1.RoleBinding:
-		p := "RoleBinding/" + o.Name
-		out := []string{p, p + ".roleRef=" + o.RoleRef.Kind + "/" + o.RoleRef.Name}
-		for _, s := range o.Subjects {
-			out = append(out, p+".subject="+s.Kind+"/"+s.Namespace+"/"+s.Name)
-		}
-		return out
+		return bindingFacts("RoleBinding/"+o.Name, o.RoleRef, o.Subjects)
 	case *corev1.ServiceAccount:
 		p := "ServiceAccount/" + o.Name
 		out := []string{p}
