@@ -25,6 +25,9 @@ func main() {
 	flag.StringVar(&cfg.WorkDir, "workdir", "/var/lib/nfs-csi", "directory under which the controller mounts NFS shares")
 	flag.DurationVar(&cfg.ShareIdleTimeout, "share-idle-timeout", driver.DefaultShareIdleTimeout, "unmount a controller share mount after it has been unused this long")
 	flag.DurationVar(&cfg.OperationTimeout, "nfs-timeout", driver.DefaultOperationTimeout, "bound on every NFS mount and file-system call")
+	flag.StringVar(&cfg.ClusterID, "cluster-id", "", "a stable identifier of the Kubernetes cluster this controller serves, e.g. the UID of the kube-system namespace; "+
+		"written into each volume's creation record, so that a PV copied into another cluster cannot delete or archive this cluster's data. "+
+		"Keep it unchanged: DeleteVolume refuses volumes whose record names another ID")
 	showVersion := flag.Bool("version", false, "print version, commit and Go/OS/arch, then exit")
 	flag.Parse()
 

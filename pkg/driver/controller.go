@@ -129,7 +129,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if prev, ok := d.names.get(name); ok && prev != id {
 		return nil, status.Errorf(codes.AlreadyExists, "CreateVolume %s: a volume of this name already exists as %s, with other parameters; delete it first or use another name", name, prev)
 	}
-	rec := nfs.Record{Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions)}
+	rec := nfs.Record{Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID}
 
 	stored, err := runLocked(d, ctx, id, func(ctx context.Context) (nfs.Record, error) {
 		var stored nfs.Record
@@ -159,6 +159,9 @@ var errConflict = errors.New("conflict")
 
 func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Volume) error {
 	switch {
+	case stored.ForeignTo(want.ClusterID):
+		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q of cluster %q, and this controller %s; a volume of another cluster is never claimed. Give each cluster its own share or subDir (for example a subDir template that starts with the cluster's name)",
+			errConflict, vol.SubDir, vol.ShareSource(), stored.Name, stored.ClusterID, nfs.DescribeClusterID(want.ClusterID))
 	case stored.Name != want.Name:
 		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q; make the subDir template unique per PVC (include ${pvc.metadata.name} or ${pv.metadata.name})",
 			errConflict, vol.SubDir, vol.ShareSource(), stored.Name)
@@ -200,12 +203,17 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		var o outcome
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
 			var err error
-			o.done, o.archivedAs, err = nfs.Dispose(sh, vol, time.Now())
+			o.done, o.archivedAs, err = nfs.Dispose(sh, vol, d.cfg.ClusterID, time.Now())
 			return err
 		})
 		return o, err
 	})
 	if err != nil {
+		var foreign *nfs.ForeignClusterError
+		if errors.As(err, &foreign) {
+			klog.InfoS("DeleteVolume refused: the volume's creation record names another cluster; nothing was changed",
+				"volumeID", id, "path", vol.Source(), "recordClusterID", foreign.RecordCluster, "clusterID", d.cfg.ClusterID)
+		}
 		var busy *nfs.BusyError
 		if errors.As(err, &busy) {
 			return nil, status.Errorf(codes.FailedPrecondition,

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/kubernetes-csi/csi-lib-utils/protosanitizer"
@@ -46,6 +48,10 @@ type Config struct {
 	WorkDir          string
 	ShareIdleTimeout time.Duration
 	OperationTimeout time.Duration
+	// ClusterID identifies the Kubernetes cluster the controller serves. It
+	// is written into every creation record, and DeleteVolume refuses a
+	// volume whose record names another cluster (a PV copied from there).
+	ClusterID string
 
 	// Mounter replaces the system mounter; unit tests set it.
 	Mounter nfs.Mounter
@@ -93,6 +99,9 @@ func New(cfg Config) (*Driver, error) {
 	if len(cfg.NodeID) > 256 {
 		return nil, fmt.Errorf("--nodeid is %d bytes; CSI allows at most 256", len(cfg.NodeID))
 	}
+	if err := validateClusterID(cfg.ClusterID); err != nil {
+		return nil, err
+	}
 	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), names: newNameIndex(), pubs: newPublications()}
 	if d.mounter == nil {
 		d.mounter = &nfs.SystemMounter{}
@@ -118,6 +127,24 @@ func New(cfg Config) (*Driver, error) {
 	return d, nil
 }
 
+// MaxClusterIDLen bounds --cluster-id, which every creation record carries.
+const MaxClusterIDLen = 256
+
+func validateClusterID(id string) error {
+	if len(id) > MaxClusterIDLen {
+		return fmt.Errorf("--cluster-id is %d bytes; at most %d are allowed", len(id), MaxClusterIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("--cluster-id %q is not valid UTF-8", id)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("--cluster-id %q contains white space or a control character", id)
+		}
+	}
+	return nil
+}
+
 func (c Config) runsController() bool { return c.Mode == ModeController || c.Mode == ModeBoth }
 func (c Config) runsNode() bool       { return c.Mode == ModeNode || c.Mode == ModeBoth }
 
@@ -140,7 +167,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := d.NewGRPCServer()
-	klog.InfoS("Serving CSI", "driver", cfg.DriverName, "version", Version(), "mode", cfg.Mode, "endpoint", cfg.Endpoint, "node", cfg.NodeID)
+	klog.InfoS("Serving CSI", "driver", cfg.DriverName, "version", Version(), "mode", cfg.Mode, "endpoint", cfg.Endpoint, "node", cfg.NodeID, "clusterID", cfg.ClusterID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {

@@ -31,6 +31,12 @@ func TestNew(t *testing.T) {
 		{name: "node ID of 256 bytes", cfg: Config{Mode: ModeNode, NodeID: strings.Repeat("n", 256)}},
 		{name: "controller needs no node ID", cfg: Config{Mode: ModeController, WorkDir: "WORKDIR"}},
 		{name: "node needs no workdir", cfg: Config{Mode: ModeNode, NodeID: testNode}},
+		{name: "cluster ID: a namespace UID", cfg: Config{Mode: ModeController, WorkDir: "WORKDIR", ClusterID: "0f6c3d2e-9a1b-4c5d-8e7f-1a2b3c4d5e6f"}},
+		{name: "cluster ID of 256 bytes", cfg: Config{Mode: ModeController, WorkDir: "WORKDIR", ClusterID: strings.Repeat("c", 256)}},
+		{name: "cluster ID over 256 bytes", cfg: Config{Mode: ModeController, WorkDir: "WORKDIR", ClusterID: strings.Repeat("c", 257)}, wantErr: []string{"--cluster-id", "257", "256"}},
+		{name: "cluster ID with a space", cfg: Config{Mode: ModeController, WorkDir: "WORKDIR", ClusterID: "prod east"}, wantErr: []string{"--cluster-id", `"prod east"`, "white space"}},
+		{name: "cluster ID with a newline", cfg: Config{Mode: ModeController, WorkDir: "WORKDIR", ClusterID: "prod\neast"}, wantErr: []string{"--cluster-id", "control character"}},
+		{name: "cluster ID not UTF-8", cfg: Config{Mode: ModeController, WorkDir: "WORKDIR", ClusterID: "prod\xff"}, wantErr: []string{"--cluster-id", "UTF-8"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

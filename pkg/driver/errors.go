@@ -40,6 +40,10 @@ func (d *Driver) nfsStatus(err error, volumeID string, vol nfs.Volume) error {
 	if errors.As(err, &me) {
 		return status.Errorf(mountFailureCodes[me.Failure()], "volume %s: %s", volumeID, me.Explain(vol.Server, vol.Share, node))
 	}
+	var foreign *nfs.ForeignClusterError
+	if errors.As(err, &foreign) {
+		return status.Error(codes.FailedPrecondition, foreign.Error())
+	}
 	path := vol.Source()
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

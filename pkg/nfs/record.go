@@ -29,6 +29,20 @@ type Record struct {
 	// such as a retained volume's directory that a new claim of the same name
 	// reuses. The driver never deletes or archives an adopted directory.
 	Adopted bool `json:"adopted,omitempty"`
+	// ClusterID is the --cluster-id of the controller that created the
+	// volume. A PV copied verbatim into a second cluster carries the same
+	// volume ID, so only this tells the second cluster's controller that the
+	// directory is not its own. Empty when the controller had none, and in
+	// records written before the field existed.
+	ClusterID string `json:"clusterID,omitempty"`
+}
+
+// ForeignTo reports whether the record was written for another cluster than
+// clusterID: it names a cluster, and not this one (also when clusterID is
+// empty). A record that names no cluster belongs to whichever controller
+// finds it, as records always did.
+func (r Record) ForeignTo(clusterID string) bool {
+	return r.ClusterID != "" && r.ClusterID != clusterID
 }
 
 // RecordDir is the records directory under the share root.

@@ -70,7 +70,7 @@ func TestRegressionDisposeIgnoresRecordVolumeID(t *testing.T) {
 
 	forged := owner
 	forged.OnDelete = OnDeleteDelete // a different handle: v1#delete#...
-	done, _, err := Dispose(sh, forged, time.Now())
+	done, _, err := Dispose(sh, forged, "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestRegressionProvisionAdoptsExistingDirectory(t *testing.T) {
 	if !stored.Adopted {
 		t.Errorf("record %+v is not marked adopted", stored)
 	}
-	done, _, err := Dispose(sh, vol, time.Now())
+	done, _, err := Dispose(sh, vol, "", time.Now())
 	if err != nil || done != Adopted {
 		t.Errorf("Dispose = %q, %v; want %q", done, err, Adopted)
 	}
@@ -140,7 +140,7 @@ func TestRegressionDisposeRemovesAdminParent(t *testing.T) {
 	mustMkdirAll(t, filepath.Join(sh.Path(), "team-a")) // made by the admin, e.g. with a quota
 	vol := testVolume("team-a/pvc-1", OnDeleteDelete)
 	mustProvision(t, sh, vol)
-	if _, _, err := Dispose(sh, vol, time.Now()); err != nil {
+	if _, _, err := Dispose(sh, vol, "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if !exists(t, filepath.Join(sh.Path(), "team-a")) {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -100,13 +101,47 @@ const (
 	Adopted     Disposal = "left in place: the directory existed before the volume was created"
 )
 
+// ForeignClusterError is Dispose's refusal to act on a volume whose creation
+// record names another cluster than the controller's: its PV was copied from
+// that cluster, volume ID and all. Nothing was changed.
+type ForeignClusterError struct {
+	Volume Volume
+	// RecordCluster is the cluster ID in the record: the cluster that created the volume.
+	RecordCluster string
+	// Cluster is this controller's --cluster-id, possibly empty.
+	Cluster string
+}
+
+func (e *ForeignClusterError) Error() string {
+	v := e.Volume
+	return fmt.Sprintf("volume %q: directory %s on %s was created by cluster %q, and this controller %s; "+
+		"refusing to touch another cluster's volume: the directory and its creation record are unchanged. "+
+		"This happens when a PV is copied from cluster %q into this one, or when --cluster-id was changed. "+
+		"To remove the PV here and keep the data, set its persistentVolumeReclaimPolicy to Retain and delete the PV object. "+
+		"To delete the data, delete the volume in cluster %q; if the volume really is this cluster's now, "+
+		"delete the directory and its creation record %s on %s by hand",
+		v.ID(), path.Join(v.Share, v.SubDir), v.Server, e.RecordCluster, DescribeClusterID(e.Cluster),
+		e.RecordCluster, e.RecordCluster, path.Join(v.Share, RecordDir, recordKey(v.SubDir)), v.Server)
+}
+
+// DescribeClusterID says how a controller with this cluster ID was started,
+// for messages: `runs with --cluster-id "X"` or `runs without --cluster-id`.
+func DescribeClusterID(id string) string {
+	if id == "" {
+		return "runs without --cluster-id"
+	}
+	return fmt.Sprintf("runs with --cluster-id %q", id)
+}
+
 // Dispose applies vol's delete policy. It acts only on a directory that has a
 // creation record, so a hand-written or copied static PV whose handle says
 // "delete" cannot destroy data this driver never created, and a second
-// DeleteVolume is a no-op. The record goes last, so a retry after a crash or
-// a busy-file error finishes the job. archivedAs is the archive's path
-// relative to the share.
-func Dispose(sh *Share, vol Volume, now time.Time) (done Disposal, archivedAs string, err error) {
+// DeleteVolume is a no-op. A record of this very volume ID that names
+// another cluster than clusterID (a PV copied from that cluster) is refused
+// with a *ForeignClusterError, touching nothing. The record goes last, so a
+// retry after a crash or a busy-file error finishes the job. archivedAs is
+// the archive's path relative to the share.
+func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Disposal, archivedAs string, err error) {
 	if vol.SubDir == "" {
 		return ShareRootNo, "", nil
 	}
@@ -120,6 +155,9 @@ func Dispose(sh *Share, vol Volume, now time.Time) (done Disposal, archivedAs st
 	}
 	if rec.VolumeID != vol.ID() {
 		return OtherOwner, "", nil
+	}
+	if rec.ForeignTo(clusterID) {
+		return "", "", &ForeignClusterError{Volume: vol, RecordCluster: rec.ClusterID, Cluster: clusterID}
 	}
 	switch {
 	case vol.OnDelete == OnDeleteRetain:

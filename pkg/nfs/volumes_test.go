@@ -234,7 +234,7 @@ func TestDisposeDelete(t *testing.T) {
 	neighbour := testVolume("team-b/pvc-9", OnDeleteDelete)
 	mustProvision(t, sh, neighbour)
 
-	done, archivedAs, err := Dispose(sh, vol, time.Now())
+	done, archivedAs, err := Dispose(sh, vol, "", time.Now())
 	if err != nil {
 		t.Fatalf("Dispose: %v", err)
 	}
@@ -256,7 +256,7 @@ func TestDisposeDelete(t *testing.T) {
 		t.Error("a neighbouring volume's record was removed")
 	}
 	// A second DeleteVolume is a no-op.
-	done, _, err = Dispose(sh, vol, time.Now())
+	done, _, err = Dispose(sh, vol, "", time.Now())
 	if err != nil || done != NotOurs {
 		t.Errorf("second Dispose = %q, %v; want %q", done, err, NotOurs)
 	}
@@ -268,7 +268,7 @@ func TestDisposeDeleteKeepsNonEmptyParents(t *testing.T) {
 	b := testVolume("ns/pvc-b", OnDeleteDelete)
 	mustProvision(t, sh, a)
 	mustProvision(t, sh, b)
-	if done, _, err := Dispose(sh, a, time.Now()); err != nil || done != Deleted {
+	if done, _, err := Dispose(sh, a, "", time.Now()); err != nil || done != Deleted {
 		t.Fatalf("Dispose = %q, %v", done, err)
 	}
 	if !exists(t, filepath.Join(sh.Path(), "ns", "pvc-b")) {
@@ -287,7 +287,7 @@ func TestDisposeDeleteDoesNotFollowSymlinks(t *testing.T) {
 	mustProvision(t, sh, vol)
 	mustSymlink(t, outside, filepath.Join(sh.Path(), "pvc-1", "escape"))
 	mustSymlink(t, filepath.Join(outside, "precious"), filepath.Join(sh.Path(), "pvc-1", "file-escape"))
-	if done, _, err := Dispose(sh, vol, time.Now()); err != nil || done != Deleted {
+	if done, _, err := Dispose(sh, vol, "", time.Now()); err != nil || done != Deleted {
 		t.Fatalf("Dispose = %q, %v", done, err)
 	}
 	if got := readFile(t, filepath.Join(outside, "precious")); got != "keep" {
@@ -303,7 +303,7 @@ func TestDisposeDeleteBusy(t *testing.T) {
 	mustWrite(t, busyFile, "open on another node")
 	mustWrite(t, filepath.Join(sh.Path(), "ns", "pvc-1", "other"), "x")
 
-	_, _, err := Dispose(sh, vol, time.Now())
+	_, _, err := Dispose(sh, vol, "", time.Now())
 	var busy *BusyError
 	if !errors.Is(err, ErrBusy) || !errors.As(err, &busy) {
 		t.Fatalf("Dispose with a busy file = %v, want a BusyError", err)
@@ -321,7 +321,7 @@ func TestDisposeDeleteBusy(t *testing.T) {
 	if err := os.Remove(busyFile); err != nil {
 		t.Fatal(err)
 	}
-	if done, _, err := Dispose(sh, vol, time.Now()); err != nil || done != Deleted {
+	if done, _, err := Dispose(sh, vol, "", time.Now()); err != nil || done != Deleted {
 		t.Fatalf("retried Dispose = %q, %v", done, err)
 	}
 	if exists(t, filepath.Join(sh.Path(), "ns")) {
@@ -334,7 +334,7 @@ func TestDisposeRetain(t *testing.T) {
 	vol := testVolume("ns/pvc-1", OnDeleteRetain)
 	mustProvision(t, sh, vol)
 	mustWrite(t, filepath.Join(sh.Path(), "ns", "pvc-1", "data"), "keep")
-	done, archivedAs, err := Dispose(sh, vol, time.Now())
+	done, archivedAs, err := Dispose(sh, vol, "", time.Now())
 	if err != nil || done != Retained || archivedAs != "" {
 		t.Fatalf("Dispose = %q, %q, %v; want %q", done, archivedAs, err, Retained)
 	}
@@ -347,7 +347,7 @@ func TestDisposeRetain(t *testing.T) {
 	// Without its record the retained directory is no longer the driver's:
 	// a later handle that says delete leaves it alone.
 	vol.OnDelete = OnDeleteDelete
-	if done, _, err := Dispose(sh, vol, time.Now()); err != nil || done != NotOurs {
+	if done, _, err := Dispose(sh, vol, "", time.Now()); err != nil || done != NotOurs {
 		t.Errorf("Dispose of a retained volume = %q, %v; want %q", done, err, NotOurs)
 	}
 	if !exists(t, filepath.Join(sh.Path(), "ns", "pvc-1", "data")) {
@@ -364,7 +364,7 @@ func TestDisposeArchive(t *testing.T) {
 	mustWrite(t, filepath.Join(sh.Path(), "ns", "pvc-1", "dir", "data"), "archived data")
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("CET", 3600))
 
-	done, archivedAs, err := Dispose(sh, vol, now)
+	done, archivedAs, err := Dispose(sh, vol, "", now)
 	if err != nil || done != Archived {
 		t.Fatalf("Dispose = %q, %v; want %q", done, err, Archived)
 	}
@@ -395,7 +395,7 @@ func TestDisposeArchiveTwice(t *testing.T) {
 	for i, content := range []string{"first life", "second life"} {
 		mustProvision(t, sh, vol)
 		mustWrite(t, filepath.Join(sh.Path(), "pvc-1", "data"), content)
-		done, archivedAs, err := Dispose(sh, vol, now) // the same second
+		done, archivedAs, err := Dispose(sh, vol, "", now) // the same second
 		if err != nil || done != Archived {
 			t.Fatalf("Dispose #%d = %q, %v", i+1, done, err)
 		}
@@ -420,7 +420,7 @@ func TestDisposeArchiveOfMissingDir(t *testing.T) {
 	if err := os.Remove(filepath.Join(sh.Path(), "pvc-gone")); err != nil {
 		t.Fatal(err)
 	}
-	_, archivedAs, err := Dispose(sh, vol, time.Now())
+	_, archivedAs, err := Dispose(sh, vol, "", time.Now())
 	if err != nil || archivedAs != "" {
 		t.Fatalf("Dispose = %q, %v", archivedAs, err)
 	}
@@ -435,7 +435,7 @@ func TestDisposeWithoutRecord(t *testing.T) {
 			sh := acquireTestShare(t)
 			// A static volume: a directory this driver never created.
 			mustWrite(t, filepath.Join(sh.Path(), "static", "data"), "not ours")
-			done, archivedAs, err := Dispose(sh, testVolume("static", policy), time.Now())
+			done, archivedAs, err := Dispose(sh, testVolume("static", policy), "", time.Now())
 			if err != nil || done != NotOurs || archivedAs != "" {
 				t.Fatalf("Dispose = %q, %q, %v; want %q", done, archivedAs, err, NotOurs)
 			}
@@ -460,7 +460,7 @@ func TestDisposeShareRoot(t *testing.T) {
 		t.Run(string(policy), func(t *testing.T) {
 			sh := acquireTestShare(t)
 			mustWrite(t, filepath.Join(sh.Path(), "data"), "share data")
-			done, archivedAs, err := Dispose(sh, testVolume("", policy), time.Now())
+			done, archivedAs, err := Dispose(sh, testVolume("", policy), "", time.Now())
 			if err != nil || done != ShareRootNo || archivedAs != "" {
 				t.Fatalf("Dispose = %q, %q, %v; want %q", done, archivedAs, err, ShareRootNo)
 			}
@@ -479,7 +479,7 @@ func TestDisposeCorruptRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSymlink(t, "garbage", filepath.Join(sh.Path(), RecordDir, recordKey("pvc-1")))
-	if _, _, err := Dispose(sh, vol, time.Now()); err == nil {
+	if _, _, err := Dispose(sh, vol, "", time.Now()); err == nil {
 		t.Fatal("Dispose with a corrupt record succeeded")
 	}
 	if !exists(t, filepath.Join(sh.Path(), "pvc-1", "data")) {
@@ -561,7 +561,7 @@ func TestProvisionAndDisposeRefuseSymlinkedMetadataDir(t *testing.T) {
 	if _, err := Provision(sh, vol, rec, nil, sameVolume(rec)); !errors.Is(err, ErrSymlink) {
 		t.Errorf("Provision with a symlinked %s = %v, want ErrSymlink", MetadataDirName, err)
 	}
-	if _, _, err := Dispose(sh, vol, time.Now()); !errors.Is(err, ErrSymlink) {
+	if _, _, err := Dispose(sh, vol, "", time.Now()); !errors.Is(err, ErrSymlink) {
 		t.Errorf("Dispose with a symlinked %s = %v, want ErrSymlink", MetadataDirName, err)
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
@@ -585,7 +585,7 @@ func TestDisposeRefusesSymlinkedParent(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustSymlink(t, outside, filepath.Join(sh.Path(), "ns"))
-			if _, _, err := Dispose(sh, vol, time.Now()); !errors.Is(err, ErrSymlink) {
+			if _, _, err := Dispose(sh, vol, "", time.Now()); !errors.Is(err, ErrSymlink) {
 				t.Errorf("Dispose through a symlinked parent = %v, want ErrSymlink", err)
 			}
 			if got := readFile(t, filepath.Join(outside, "pvc-1", "data")); got != "outside" {
@@ -617,7 +617,7 @@ func TestShareRootFdSurvivesEveryWalk(t *testing.T) {
 			vol := testVolume(subDir, policy)
 			mustProvision(t, sh, vol)
 			alive("Provision " + subDir)
-			if _, _, err := Dispose(sh, vol, time.Now()); err != nil {
+			if _, _, err := Dispose(sh, vol, "", time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			alive("Dispose " + subDir + " " + string(policy))
