@@ -81,6 +81,18 @@ render_to() {
 render_to "helm template (default values)" "$render/default.yaml" nfs-csi "$chart" --namespace kube-system
 render_to "helm template (full values)" "$render/full.yaml" r1 "$chart" --namespace storage --values "$full"
 render_to "helm template (attachRequired=false)" "$work/noattach.yaml" nfs-csi "$chart" --set csiDriver.attachRequired=false
+render_to "helm template (clusterID=abc)" "$work/clusterid.yaml" nfs-csi "$chart" --namespace kube-system --set clusterID=abc
+# lookup answers only in a cluster: in a copy of the chart, the kube-system
+# Namespace that lookup would return is a literal with a UID.
+lookup_chart=$work/lookup-chart
+cp -r "$chart" "$lookup_chart"
+sed -i 's|lookup "v1" "Namespace" "" "kube-system"|dict "metadata" (dict "uid" "4c1d7a52-kube-system-uid")|' "$lookup_chart/templates/_helpers.tpl"
+if grep -qF '"4c1d7a52-kube-system-uid"' "$lookup_chart/templates/_helpers.tpl"; then
+  render_to "helm template (kube-system UID found by lookup)" "$work/lookup.yaml" nfs-csi "$lookup_chart" --namespace kube-system
+  render_to "helm template (kube-system UID found by lookup, clusterID=abc)" "$work/lookup-set.yaml" nfs-csi "$lookup_chart" --namespace kube-system --set clusterID=abc
+else
+  fail "the lookup of the kube-system Namespace is in _helpers.tpl (to stand in for it)"
+fi
 
 # NOTES.txt: helm prints it only after a real install, so render it in a
 # copy of the chart where it is a named template, output (base64) as a
@@ -126,6 +138,9 @@ strict() {
 strict "default render: every object decodes strictly" "$work/default.facts" "$render/default.yaml"
 strict "full render: every object decodes strictly" "$work/full.facts" "$render/full.yaml"
 strict "attachRequired=false render: every object decodes strictly" "$work/noattach.facts" "$work/noattach.yaml"
+strict "clusterID=abc render: every object decodes strictly" "$work/clusterid.facts" "$work/clusterid.yaml"
+[[ -f $work/lookup.yaml ]] && strict "lookup render: every object decodes strictly" "$work/lookup.facts" "$work/lookup.yaml"
+[[ -f $work/lookup-set.yaml ]] && strict "lookup render with clusterID=abc: every object decodes strictly" "$work/lookup-set.facts" "$work/lookup-set.yaml"
 strict "deploy/examples: every object decodes strictly" "$work/examples.facts" deploy/examples/*.yaml
 # Negative control: the strict decoder does catch a misspelt field.
 sed 's/mountPropagation: Bidirectional/mountPropagaton: Bidirectional/' "$render/default.yaml" >"$work/typo.yaml"
@@ -204,6 +219,8 @@ expect_fail "misspelt top-level value" \
   "additional properties 'controler' not allowed" --set controler.replicas=1
 expect_fail "invalid duration" \
   "at '/driver/nfsTimeout': '30 seconds' does not match pattern" --set 'driver.nfsTimeout=30 seconds'
+expect_fail "clusterID with white space" \
+  "at '/clusterID': 'prod east' does not match pattern" --set 'clusterID=prod east'
 
 echo "== documentation"
 if paths=$("$kubecheck" values "$chart/values.schema.json" 2>&1); then
@@ -291,6 +308,30 @@ n=$work/noattach.facts
 has "$n" "attachRequired=false: CSIDriver says so" "CSIDriver/nfs.csi.example.io.attachRequired=false"
 hasnt "$n" "attachRequired=false: no attacher container" 'container\.csi-attacher\.'
 hasnt "$n" "attachRequired=false: no attacher role" '^ClusterRole/.*-attacher$'
+
+echo "== --cluster-id of the controller"
+hasnt "$d" "default rendering: no --cluster-id (lookup is empty under helm template)" 'cluster-id'
+has "$f" "full: --cluster-id from clusterID" "Deployment/storage-nfs-controller.container.nfs-csi.arg=--cluster-id=prod-east-1"
+c=$work/clusterid.facts
+has "$c" "clusterID=abc: the controller's driver gets --cluster-id=abc" "Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=abc"
+# onlyone NAME FACTS: the one line about cluster-id is the controller driver's.
+onlyone() {
+  local m
+  m=$(grep -F -- 'cluster-id' "$2")
+  if [[ $m == Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=* && $(wc -l <<<"$m") == 1 ]]; then
+    ok "$1"
+  else
+    fail "$1" "lines with cluster-id: ${m:-none}"
+  fi
+}
+onlyone "clusterID=abc: no other container (node DaemonSet, sidecars) gets --cluster-id" "$c"
+if [[ -f $work/lookup.facts ]]; then
+  has "$work/lookup.facts" "without clusterID: the kube-system UID from lookup becomes --cluster-id" \
+    "Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=4c1d7a52-kube-system-uid"
+  onlyone "without clusterID: only the controller's driver gets the looked-up --cluster-id" "$work/lookup.facts"
+  has "$work/lookup-set.facts" "clusterID wins over the looked-up UID" "Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=abc"
+  onlyone "clusterID and lookup: one --cluster-id only" "$work/lookup-set.facts"
+fi
 
 echo "== Dockerfile"
 df=Dockerfile

@@ -84,3 +84,18 @@ plugin directory, and the socket path the kubelet dials.
 {{- define "nfs-csi.pluginDir" -}}
 {{- printf "%s/plugins/%s" (trimSuffix "/" .Values.kubeletDir) .Values.driverName }}
 {{- end }}
+
+{{/*
+The controller's --cluster-id: .Values.clusterID, or else the UID of the
+kube-system Namespace, looked up in the cluster at install and upgrade time.
+Empty when neither is known: `helm template`, `helm lint` and a client-side
+dry run have no cluster to ask, and lookup then returns an empty map.
+*/}}
+{{- define "nfs-csi.clusterID" -}}
+{{- if .Values.clusterID }}
+{{- .Values.clusterID }}
+{{- else }}
+{{- $ns := lookup "v1" "Namespace" "" "kube-system" | default dict }}
+{{- dig "metadata" "uid" "" $ns }}
+{{- end }}
+{{- end }}
