@@ -1,0 +1,192 @@
+//go:build e2e
+
+package framework
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Chart object names, as the chart renders them with release name nfs-csi.
+const (
+	ChartNamespace     = "kube-system"
+	ControllerName     = "nfs-csi-controller"
+	NodeDaemonSetName  = "nfs-csi-node"
+	ControllerSA       = "nfs-csi-controller"
+	DriverContainer    = "nfs-csi"
+	ProvisionerName    = "csi-provisioner"
+	AttacherName       = "csi-attacher"
+	DefaultDriverName  = "nfs.csi.example.io"
+	controllerStopWait = 10 * time.Second
+)
+
+// Config is what a Bed needs from its environment.
+type Config struct {
+	Bins Bins
+	// Driver is the nfs-csi binary.
+	Driver string
+	// Chart is the `helm template` output whose objects and arguments the bed uses.
+	Chart *Chart
+	// Dir is scratch space (a tmpfs in the UML guest); LogDir keeps logs.
+	Dir, LogDir string
+}
+
+// Bed is one cluster with the driver installed the way the chart installs
+// it: the chart's CSIDriver, RBAC and StorageClasses in the apiserver, the
+// controller plugin with csi-provisioner and csi-attacher (authenticated as
+// the chart's ServiceAccount), and one node plugin per Node (AddNode).
+type Bed struct {
+	Cfg            Config
+	Cluster        *Cluster
+	DriverName     string
+	ControllerSock string
+	// ClusterID is what the controller plugin runs with as --cluster-id: the
+	// kube-system Namespace's UID, as the chart's lookup would give it.
+	ClusterID string
+	// Installed lists the chart objects applied, as Kind/name.
+	Installed  []string
+	Controller *Process
+	nodes      map[string]*Node
+}
+
+// StartBed starts a cluster named name and installs the driver into it.
+func StartBed(ctx context.Context, cfg Config, name string, portBase int) (*Bed, error) {
+	c := &Cluster{Name: name, Dir: filepath.Join(cfg.Dir, name), LogDir: cfg.LogDir, PortBase: portBase}
+	b := &Bed{Cfg: cfg, Cluster: c, DriverName: DefaultDriverName, nodes: map[string]*Node{}}
+	if err := c.Start(ctx, cfg.Bins); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	if err := b.install(ctx); err != nil {
+		b.Stop()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bed) install(ctx context.Context) error {
+	c := b.Cluster
+	var err error
+	if b.Installed, err = b.Cfg.Chart.Install(ctx, c); err != nil {
+		return err
+	}
+	if drivers := b.Cfg.Chart.Kinds("CSIDriver"); len(drivers) == 1 {
+		b.DriverName = drivers[0].GetName()
+	}
+	ks, err := c.Client.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	b.ClusterID = string(ks.UID)
+
+	// The controller plugin, with the chart's arguments.
+	args, err := b.Cfg.Chart.ContainerArgs("Deployment", ControllerName, DriverContainer)
+	if err != nil {
+		return err
+	}
+	b.ControllerSock = filepath.Join(c.Dir, "controller", "csi.sock")
+	if err := os.MkdirAll(filepath.Dir(b.ControllerSock), 0o755); err != nil {
+		return err
+	}
+	args = setFlag(args, "--endpoint", "unix://"+b.ControllerSock)
+	args = setFlag(args, "--workdir", filepath.Join(c.Dir, "controller", "work"))
+	if !hasFlag(args, "--cluster-id") && driverHasFlag(b.Cfg.Driver, "cluster-id") {
+		args = append(args, "--cluster-id="+b.ClusterID)
+	}
+	if b.Controller, err = c.StartComponent("nfs-csi-controller", b.Cfg.Driver, args...); err != nil {
+		return err
+	}
+	if err := waitCSI(ctx, b.ControllerSock, b.Controller); err != nil {
+		return err
+	}
+
+	// The sidecars, authenticated as the chart's controller ServiceAccount.
+	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, ChartNamespace, ControllerSA)
+	if err != nil {
+		return err
+	}
+	for _, sidecar := range []struct{ container, bin string }{
+		{ProvisionerName, b.Cfg.Bins.Provisioner},
+		{AttacherName, b.Cfg.Bins.Attacher},
+	} {
+		args, err := b.Cfg.Chart.ContainerArgs("Deployment", ControllerName, sidecar.container)
+		if err != nil {
+			return err
+		}
+		args = setFlag(args, "--csi-address", b.ControllerSock)
+		args = append(args, "--kubeconfig="+kubeconfig)
+		if _, err := c.StartComponent(sidecar.container, sidecar.bin, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop ends the node plugins and the cluster.
+func (b *Bed) Stop() {
+	for _, n := range b.nodes {
+		n.Proc.Stop(controllerStopWait)
+	}
+	b.Cluster.Stop()
+}
+
+// setFlag replaces --name=... in args, or appends it.
+func setFlag(args []string, name, value string) []string {
+	for i, a := range args {
+		if a == name || strings.HasPrefix(a, name+"=") {
+			args[i] = name + "=" + value
+			return args
+		}
+	}
+	return append(args, name+"="+value)
+}
+
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// driverHasFlag asks the binary's --help, so the bed works with drivers
+// built before a flag existed.
+func driverHasFlag(bin, flag string) bool {
+	out, _ := runOutput(bin, "--help")
+	return strings.Contains(out, "-"+flag)
+}
+
+// waitCSI waits until the plugin at sock answers Probe with ready.
+func waitCSI(ctx context.Context, sock string, proc *Process) error {
+	conn, err := DialCSI(sock)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	id := csi.NewIdentityClient(conn)
+	err = poll(ctx, 60*time.Second, proc, func() (bool, error) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		resp, err := id.Probe(cctx, &csi.ProbeRequest{})
+		return err == nil && (resp.GetReady() == nil || resp.GetReady().GetValue()), nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s on %s not ready: %w\n%s", proc.Name, sock, err, proc.Tail(20))
+	}
+	return nil
+}
+
+// DialCSI connects to a plugin's unix socket.
+func DialCSI(sock string) (*grpc.ClientConn, error) {
+	return grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
