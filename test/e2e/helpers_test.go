@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"os"
 	"path/filepath"
 	"sort"
@@ -163,4 +165,21 @@ func archivesOf(t *testing.T, dir, base string) []string {
 		}
 	}
 	return out
+}
+
+// pollPV waits until the PV reaches phase.
+func pollPV(ctx context.Context, name string, phase corev1.PersistentVolumePhase) error {
+	var last corev1.PersistentVolumePhase
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		pv, err := bed.Cluster.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = pv.Status.Phase
+		return last == phase, nil
+	})
+	if err != nil {
+		return fmt.Errorf("PV %s: phase %q, want %q: %w", name, last, phase, err)
+	}
+	return nil
 }

@@ -146,6 +146,13 @@ func (n *Node) RunPod(ctx context.Context, namespace, name string, claims ...str
 	if err != nil {
 		return nil, err
 	}
+	return n.Start(ctx, created)
+}
+
+// Start does the kubelet's volume work for a pod already created on this
+// node (see RunPod).
+func (n *Node) Start(ctx context.Context, created *corev1.Pod) (*Pod, error) {
+	namespace, name := created.Namespace, created.Name
 	p := &Pod{Pod: created, Node: n, Mounts: map[string]string{}}
 	for _, vol := range created.Spec.Volumes {
 		target, handle, err := n.publish(ctx, created, vol)
