@@ -36,7 +36,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: E2E_CHART is not set; run the end-to-end tests with make e2e")
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Generous: under load, UML makes the apiserver's start take minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	bins, err := framework.BinsFromEnv()
 	if err != nil {

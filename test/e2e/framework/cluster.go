@@ -139,7 +139,7 @@ func (c *Cluster) Start(ctx context.Context, bins Bins) error {
 	if c.Dynamic, err = dynamic.NewForConfig(c.RESTConfig); err != nil {
 		return err
 	}
-	if err := poll(ctx, 120*time.Second, apiserver, func() (bool, error) {
+	if err := poll(ctx, 5*time.Minute, apiserver, func() (bool, error) {
 		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && strings.TrimSpace(string(body)) == "ok", nil
 	}); err != nil {
@@ -162,7 +162,7 @@ func (c *Cluster) Start(ctx context.Context, bins Bins) error {
 	if err != nil {
 		return err
 	}
-	if err := poll(ctx, 120*time.Second, kcm, func() (bool, error) {
+	if err := poll(ctx, 3*time.Minute, kcm, func() (bool, error) {
 		_, err := c.Client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {
