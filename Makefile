@@ -22,9 +22,13 @@ build:
 build-all:
 	hack/build-all.sh
 
-## test: everything: static checks, unit tests, fuzzing, packaging checks, csi-sanity and integration under UML
+## test: everything: static checks, unit tests, fuzzing, packaging checks, csi-sanity and integration under UML, and e2e
 test:
 	hack/test.sh
+
+## e2e: the driver on a real Kubernetes 1.37 control plane with the real sidecars and nfsd (test/e2e/README.md)
+e2e:
+	test/e2e/run.sh
 
 ## unit: only the fast host-side checks and unit tests
 unit:

@@ -4,7 +4,10 @@
 # gofmt, go vet, staticcheck, unit tests with -race, a short fuzz of every
 # fuzz target, the packaging checks, and in one user-mode-Linux boot with a
 # real kernel nfsd: csi-sanity over NFSv3 and NFSv4.1 and the integration
-# tests. Ends with "N passed, M failed" and exits non-zero on any failure.
+# tests; then the end-to-end tests on a real Kubernetes control plane
+# (test/e2e/run.sh; the first run builds the control plane, about 35 minutes
+# on 2 cores, cached afterwards). Ends with "N passed, M failed" and exits
+# non-zero on any failure.
 #
 #   hack/test.sh              everything
 #   hack/test.sh --unit-only  the host-side checks only (no UML, no packaging)
@@ -34,11 +37,12 @@ gofmt_clean() {
 	local out; out=$(gofmt -l cmd pkg test)
 	[ -z "$out" ] || { echo "gofmt would change:"; echo "$out"; return 1; }
 }
-vet() { go vet ./... && go vet -tags uml ./test/integration/; }
+vet() { go vet ./... && go vet -tags uml ./test/integration/ && go vet -tags e2e ./test/e2e/... ./test/demo/; }
 staticcheck_all() {
 	local dir=$NFS_CSI_TOOLS/staticcheck-$STATICCHECK_VERSION
 	nfs_csi::go_install "$dir" "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" &&
-		"$dir/staticcheck" ./... && "$dir/staticcheck" -tags uml ./test/integration/
+		"$dir/staticcheck" ./... && "$dir/staticcheck" -tags uml ./test/integration/ &&
+		"$dir/staticcheck" -tags e2e ./test/e2e/... ./test/demo/
 }
 unit() { go test -race -count=1 ./...; }
 fuzz() {
@@ -64,6 +68,14 @@ uml_suites() {
 		grep -q '^RESULT csi-sanity-nfs4.1 pass' "$out" && [ "$rc" = 0 ]
 }
 
+e2e_suite() {
+	local out=_output/e2e.txt
+	mkdir -p _output
+	test/e2e/run.sh | tee "$out"
+	local rc=${PIPESTATUS[0]}
+	grep -q '^RESULT e2e pass' "$out" && [ "$rc" = 0 ]
+}
+
 step deps hack/deps.sh
 step gofmt gofmt_clean
 step vet vet
@@ -73,6 +85,7 @@ step fuzz fuzz
 if ! $unit_only; then
 	step packaging hack/test-packaging.sh
 	step uml-nfs uml_suites
+	step e2e e2e_suite
 fi
 
 echo
