@@ -7,6 +7,8 @@
 #
 # A binary that is already in the cache is not rebuilt, so only the first run
 # pays the cold build (about 35 minutes on 2 cores). See test/e2e/README.md.
+# While a step runs it says every 30 s (NFS_CSI_E2E_HEARTBEAT seconds) that it
+# is still building, so a long build is not mistaken for a hang.
 #
 # Usage: test/e2e/build-bins.sh [--print-dir]
 set -euo pipefail
@@ -68,17 +70,41 @@ install_bin() {
 	mv -f "$3" "$dest/$(basename "$3")"
 }
 
-# run LOG CMD...: run CMD with its output in LOG; on failure show the tail.
+# What is being built and since when (SECONDS), for the heartbeat.
+BUILDING=
+BUILDING_T0=0
+HEARTBEAT=${NFS_CSI_E2E_HEARTBEAT:-30}
+
+# heartbeat OWNER: every HEARTBEAT seconds, say that BUILDING is still being
+# built. Run in the background; it stops when killed, and on its own once
+# OWNER (the shell running the step) is gone, e.g. after Ctrl-C, which a
+# background job of a script ignores. Its sleep does not hold our stdout, so a
+# pipe reading build-bins.sh gets EOF as soon as the script ends.
+heartbeat() {
+	local owner=$1 s
+	while sleep "$HEARTBEAT" </dev/null >/dev/null 2>&1 && kill -0 "$owner" 2>/dev/null; do
+		s=$((SECONDS - BUILDING_T0))
+		say "still building $BUILDING... $((s / 60))m$(printf '%02d' $((s % 60)))s"
+	done
+}
+
+# run LOG CMD...: run CMD with its output in LOG, with a heartbeat on stdout
+# while it runs; on failure show the tail.
 run() {
-	local log=$1
+	local log=$1 hb
 	shift
 	echo "+ $*" >>"$log"
+	heartbeat "$BASHPID" &
+	hb=$!
 	if ! "$@" >>"$log" 2>&1; then
+		kill "$hb" 2>/dev/null || true
 		echo "build-bins: failed: $*" >&2
 		echo "---- last lines of $log ----" >&2
 		tail -n 40 "$log" >&2
 		exit 1
 	fi
+	kill "$hb" 2>/dev/null || true
+	wait "$hb" 2>/dev/null || true
 }
 
 # mod_field MODULE@VERSION FIELD: a string field of `go mod download -json`.
@@ -96,6 +122,7 @@ build_etcd() {
 	local c=etcd v=$ETCD_VERSION
 	if cached $c $v etcd; then say "$c $v: cached"; return; fi
 	local t0=$SECONDS log=$LOG_DIR/$c-$v.log mod=$TMP/etcd-mod
+	BUILDING="$c $v" BUILDING_T0=$t0
 	: >"$log"
 	say "$c $v: building from $ETCD_MODULE (log: $log)"
 	new_module "$mod" nfs-csi-e2e/etcd
@@ -125,6 +152,7 @@ build_kube() {
 	done
 	((${#missing[@]})) || return 0
 	local t0=$SECONDS log=$LOG_DIR/kubernetes-$v.log mod=$TMP/kube-mod
+	BUILDING="${missing[*]} $v" BUILDING_T0=$t0
 	: >"$log"
 	say "${missing[*]} $v: building from $KUBE_MODULE (log: $log)"
 	new_module "$mod" nfs-csi-e2e/kube
@@ -175,6 +203,7 @@ build_sidecar() {
 	local c=$1 module=$2 v=$3
 	if cached "$c" "$v" "$c"; then say "$c $v: cached"; return; fi
 	local t0=$SECONDS log=$LOG_DIR/$c-$v.log src=$TMP/src-$c dir
+	BUILDING="$c $v" BUILDING_T0=$t0
 	: >"$log"
 	say "$c $v: building from $module (log: $log)"
 	dir=$(cd "$TMP" && mod_field "$module@$v" Dir)
@@ -189,16 +218,17 @@ build_sidecar() {
 	say "$c $v: done in $((SECONDS - t0))s"
 }
 
-all_cached=true
-cached etcd $ETCD_VERSION etcd || all_cached=false
-for b in "${KUBE_BINS[@]}"; do cached "$b" $KUBE_VERSION "$b" || all_cached=false; done
-cached csi-provisioner $PROVISIONER_VERSION csi-provisioner || all_cached=false
-cached csi-attacher $ATTACHER_VERSION csi-attacher || all_cached=false
-if $all_cached; then
+not_cached=()
+cached etcd $ETCD_VERSION etcd || not_cached+=(etcd)
+for b in "${KUBE_BINS[@]}"; do cached "$b" $KUBE_VERSION "$b" || not_cached+=("$b"); done
+cached csi-provisioner $PROVISIONER_VERSION csi-provisioner || not_cached+=(csi-provisioner)
+cached csi-attacher $ATTACHER_VERSION csi-attacher || not_cached+=(csi-attacher)
+if ((${#not_cached[@]} == 0)); then
 	say "all binaries cached in $BIN_DIR"
 else
-	say "building what is missing into $BIN_DIR"
-	say "cold build: about 35 minutes on 2 cores, once (about 1 minute if the Go build cache is warm)"
+	say "not cached yet: ${not_cached[*]}; building into $BIN_DIR"
+	say "the first build takes about 35 minutes on 2 cores (about 1 minute if the Go build cache is warm),"
+	say "and happens only once: later runs find the binaries cached"
 fi
 
 build_etcd
