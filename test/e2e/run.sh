@@ -14,27 +14,8 @@ hack/deps.sh
 source hack/tools.sh
 trap nfs_csi::cleanup EXIT
 
-echo "e2e: control-plane binaries (cached; the first build takes about 35 minutes)"
-test/e2e/build-bins.sh
-bins=$(test/e2e/build-bins.sh --print-dir)
-
-echo "e2e: driver, chart render and test binary"
-nfs_csi::build_driver
-nfs_csi::helm
-mkdir -p _output/e2e
-"$NFS_CSI_HELM" template nfs-csi charts/nfs-csi --namespace kube-system \
-	--kube-version "$NFS_CSI_KUBE_VERSION" --values test/e2e/values.yaml >_output/e2e/chart.yaml
-go test -c -tags e2e -o _output/e2e/e2e.test ./test/e2e
-
-# shellcheck source=hack/uml-stage.sh
-source hack/uml-stage.sh
-nfs_csi::uml_stage "$root"
-case "$bins" in
-/tmp | /tmp/* | /run | /run/*)
-	echo "e2e: the binary cache $bins is hidden inside the UML guest; set NFS_CSI_E2E_BIN to a directory outside /tmp and /run" >&2
-	exit 1 ;;
-esac
-export E2E_BIN_ROOT=$bins
-export UML_PASS_ENV="E2E_BIN_ROOT ${UML_PASS_ENV-}"
+# shellcheck source=hack/e2e-artifacts.sh
+source hack/e2e-artifacts.sh
+nfs_csi::e2e_artifacts "$root" e2e go test -c -tags e2e -o _output/e2e/e2e.test ./test/e2e
 cd "$UML_ROOT"
 test/uml/run.sh --mem 4G --timeout "${E2E_TIMEOUT:-1800}" -- test/e2e/guest.sh "$UML_ROOT" "$@"
