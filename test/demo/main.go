@@ -1,167 +1,280 @@
-// Command demo walks the CSI lifecycle of nfs-csi against a real kernel NFS
-// server, inside the UML guest of test/uml/run.sh (see hack/demo.sh): it
-// plays the parts of csi-provisioner and the kubelet and shows the export
-// after every step.
+//go:build e2e
+
+// Command demo shows nfs-csi in the Kubernetes flow, on the bed of the
+// end-to-end tests (test/e2e/framework), inside the UML guest that
+// hack/demo.sh boots: a real control plane with the chart's objects, the
+// driver behind the real csi-provisioner and csi-attacher, a PVC that goes
+// Bound, a pod whose volume is attached and published, a file written through
+// the mount and seen on the NFS server, and the cleanup.
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/example/nfs-csi/test/e2e/framework"
+)
+
+const (
+	namespace = "demo"
+	claimName = "web-data"
+	podName   = "web"
+	nodeName  = "node-1"
+	class     = "nfs-delete"
+	fileName  = "hello.txt"
+	timeout   = 2 * time.Minute
 )
 
 func main() {
-	driverBin := flag.String("driver", "bin/nfs-csi", "driver binary")
-	flag.Parse()
-	server, share, export := os.Getenv("NFS_SERVER"), os.Getenv("NFS_SHARE_V4"), os.Getenv("NFS_EXPORT_DIR")
-	if server == "" || export == "" {
-		die("run inside test/uml/run.sh")
+	os.Exit(run())
+}
+
+func run() int {
+	export := os.Getenv("NFS_EXPORT_DIR")
+	if export == "" || os.Getenv("E2E_CHART") == "" {
+		fmt.Fprintln(os.Stderr, "demo: run it with make demo (hack/demo.sh)")
+		return 2
 	}
-	work, err := os.MkdirTemp("/tmp", "demo-")
-	check(err)
-	sock := filepath.Join(work, "csi.sock")
-	driver := exec.Command(*driverBin, "--endpoint", "unix://"+sock, "--nodeid", "demo-node", "--workdir", filepath.Join(work, "driver"), "-v=0")
-	logPath := filepath.Join(os.Getenv("UML_RESULTS_DIR"), "demo-driver.log")
-	logFile, err := os.Create(logPath)
-	check(err)
-	defer logFile.Close()
-	driver.Stderr = logFile
-	check(driver.Start())
-	defer func() { _ = driver.Process.Kill(); _ = driver.Wait() }()
-	for i := 0; i < 100 && !exists(sock); i++ {
-		time.Sleep(50 * time.Millisecond)
+	cfg, err := config()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 2
 	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	check(err)
-	ident, ctrl, node := csi.NewIdentityClient(conn), csi.NewControllerClient(conn), csi.NewNodeClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
+	d := &demo{start: time.Now(), export: export}
 
-	info, err := ident.GetPluginInfo(ctx, &csi.GetPluginInfoRequest{})
-	check(err)
-	step("driver %s %s is serving on %s; the kernel nfsd exports %s to %s", info.GetName(), info.GetVendorVersion(), sock, export, server)
-
-	params := map[string]string{
-		"server": server, "share": share, "mountOptions": "vers=4.1",
-		"subDir":   "${pvc.metadata.namespace}/${pvc.metadata.name}",
-		"onDelete": "archive",
-		// csi-provisioner --extra-create-metadata adds these:
-		"csi.storage.k8s.io/pvc/namespace": "shop",
-		"csi.storage.k8s.io/pvc/name":      "data-postgres-0",
-		"csi.storage.k8s.io/pv/name":       "pvc-5f1c2a",
+	d.step("control plane: etcd, kube-apiserver, kube-controller-manager; the chart; the controller plugin")
+	bed, err := framework.StartBed(ctx, cfg, "demo", 2379)
+	if err != nil {
+		return d.fail(err, cfg.LogDir)
 	}
-	step("CreateVolume pvc-5f1c2a with StorageClass parameters subDir=%s onDelete=archive", params["subDir"])
-	capability := &csi.VolumeCapability{
-		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	defer bed.Stop()
+	if err := d.cluster(bed); err != nil {
+		return d.fail(err, cfg.LogDir)
 	}
-	created, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{
-		Name: "pvc-5f1c2a", Parameters: params, VolumeCapabilities: []*csi.VolumeCapability{capability},
-		CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 30},
-	})
-	check(err)
-	vol := created.GetVolume()
-	fmt.Printf("   volume ID (the PV's volumeHandle): %s\n   volume context: %v\n", vol.GetVolumeId(), vol.GetVolumeContext())
-	showExport(export)
-
-	target := filepath.Join(work, "kubelet/pods/1234/volumes/kubernetes.io~csi/pvc-5f1c2a/mount")
-	step("NodePublishVolume at %s (what the kubelet asks for)", target)
-	_, err = node.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{
-		VolumeId: vol.GetVolumeId(), TargetPath: target, VolumeCapability: capability, VolumeContext: vol.GetVolumeContext(),
-	})
-	check(err)
-	showMount(target)
-
-	step("the pod writes %s/PG_VERSION", target)
-	check(os.WriteFile(filepath.Join(target, "PG_VERSION"), []byte("17\n"), 0o644))
-	showExport(export)
-
-	stats, err := node.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: vol.GetVolumeId(), VolumePath: target})
-	check(err)
-	for _, u := range stats.GetUsage() {
-		fmt.Printf("   NodeGetVolumeStats %-6s total=%d used=%d available=%d\n", u.GetUnit(), u.GetTotal(), u.GetUsed(), u.GetAvailable())
+	if err := d.flow(ctx, bed); err != nil {
+		return d.fail(err, cfg.LogDir)
 	}
-
-	step("NodeUnpublishVolume (the pod is deleted)")
-	_, err = node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: vol.GetVolumeId(), TargetPath: target})
-	check(err)
-	showMount(target)
-
-	step("DeleteVolume (the PVC is deleted; the class says onDelete=archive)")
-	_, err = ctrl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: vol.GetVolumeId()})
-	check(err)
-	showExport(export)
-	step("done: the data survives under an archive name that can never collide with an earlier archive")
-	fmt.Printf("   the driver's log: %s\n", logPath)
+	fmt.Printf("\ndone in %s. Component logs: %s\n", secs(time.Since(d.start)), cfg.LogDir)
+	return 0
 }
 
-var stepNo int
-
-func step(format string, args ...any) {
-	stepNo++
-	fmt.Printf("\n[%d] %s\n", stepNo, fmt.Sprintf(format, args...))
+// config is the bed's configuration from the E2E_* variables that
+// hack/e2e-env.sh exports in the guest.
+func config() (framework.Config, error) {
+	bins, err := framework.BinsFromEnv()
+	if err != nil {
+		return framework.Config{}, err
+	}
+	chart, err := framework.LoadChart(os.Getenv("E2E_CHART"))
+	if err != nil {
+		return framework.Config{}, err
+	}
+	return framework.Config{
+		Bins:   bins,
+		Driver: os.Getenv("E2E_DRIVER"),
+		Chart:  chart,
+		Dir:    envOr("E2E_DIR", filepath.Join(os.TempDir(), "demo")),
+		LogDir: envOr("E2E_LOG_DIR", filepath.Join(os.TempDir(), "demo-logs")),
+	}, nil
 }
 
-func showExport(export string) {
-	fmt.Printf("   on the NFS server, %s:\n", export)
-	_ = filepath.WalkDir(export, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == export {
-			return err
-		}
-		rel := strings.TrimPrefix(p, export+"/")
-		if strings.HasPrefix(rel, ".nfs-csi") {
-			if d.IsDir() && rel == ".nfs-csi" {
-				fmt.Printf("     .nfs-csi/            (the driver's creation records)\n")
-			}
-			return nil
-		}
-		suffix := ""
-		if d.IsDir() {
-			suffix = "/"
-		} else if data, err := os.ReadFile(p); err == nil {
-			suffix = fmt.Sprintf("  = %q", strings.TrimSpace(string(data)))
-		}
-		fmt.Printf("     %s%s%s\n", strings.Repeat("  ", strings.Count(rel, "/")), filepath.Base(rel), suffix)
-		return nil
-	})
+func (d *demo) cluster(bed *framework.Bed) error {
+	ver, err := bed.Cluster.Client.Discovery().ServerVersion()
+	if err != nil {
+		return err
+	}
+	d.done("Kubernetes %s serving at %s (no kubelet, no scheduler, no container runtime)", ver.GitVersion, bed.Cluster.APIServerURL())
+	fmt.Printf("     chart objects applied (helm template charts/nfs-csi --values test/e2e/values.yaml):\n")
+	for _, obj := range bed.Installed {
+		fmt.Printf("       %s\n", obj)
+	}
+	fmt.Printf("     running from the chart's Deployment arguments: nfs-csi (controller, --cluster-id %s),\n", bed.ClusterID)
+	fmt.Printf("       %s and %s as ServiceAccount %s/%s\n",
+		framework.ProvisionerName, framework.AttacherName, framework.ChartNamespace, framework.ControllerSA)
+	return nil
 }
 
-func showMount(target string) {
+func (d *demo) flow(ctx context.Context, bed *framework.Bed) error {
+	c := bed.Cluster.Client
+
+	d.step("Node %s joins; PVC %s/%s is created with StorageClass %s", nodeName, namespace, claimName, class)
+	node, err := bed.AddNode(ctx, nodeName)
+	if err != nil {
+		return err
+	}
+	d.done("Node %s and its CSINode registered; the node plugin runs with the chart's DaemonSet arguments", nodeName)
+	sc, err := c.StorageV1().StorageClasses().Get(ctx, class, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("     StorageClass %s: provisioner %s, subDir %s, onDelete %s, mountOptions %v\n",
+		sc.Name, sc.Provisioner, sc.Parameters["subDir"], sc.Parameters["onDelete"], sc.MountOptions)
+	if err := bed.CreateNamespace(ctx, namespace); err != nil {
+		return err
+	}
+	if _, err := c.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, claim(), metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	pv, err := bed.WaitClaimBound(ctx, namespace, claimName, timeout)
+	if err != nil {
+		return err
+	}
+	d.done("PVC %s/%s is Bound (csi-provisioner called CreateVolume)", namespace, claimName)
+	fmt.Printf("     PV:           %s\n", pv.Name)
+	fmt.Printf("     volumeHandle: %s\n", pv.Spec.CSI.VolumeHandle)
+	if events, err := bed.Events(ctx, namespace, "PersistentVolumeClaim", claimName); err == nil {
+		var reasons []string
+		for _, e := range events {
+			reasons = append(reasons, e.Reason)
+		}
+		fmt.Printf("     PVC events:   %s\n", strings.Join(reasons, ", "))
+	}
+	dir := filepath.Join(d.export, namespace, claimName)
+	fmt.Printf("     on the NFS server: %s/ %s\n", dir, existence(dir))
+
+	d.step("pod %s/%s on %s uses the claim", namespace, podName, nodeName)
+	pod, err := node.RunPod(ctx, namespace, podName, claimName)
+	if err != nil {
+		return err
+	}
+	va, err := bed.FindAttachment(ctx, pv.Name, nodeName)
+	if err != nil {
+		return err
+	}
+	target := pod.Mounts[claimName]
+	d.done("volume attached and published")
+	if va != nil {
+		fmt.Printf("     VolumeAttachment %s: attached=%v (attach/detach controller -> csi-attacher -> ControllerPublishVolume)\n", va.Name, va.Status.Attached)
+	}
+	fmt.Printf("     NodePublishVolume, as the kubelet calls it, mounted:\n       %s\n", mountOf(target))
+
+	d.step("the pod writes %s through the mount", fileName)
+	content := fmt.Sprintf("hello from pod %s/%s on %s\n", namespace, podName, nodeName)
+	if err := os.WriteFile(filepath.Join(target, fileName), []byte(content), 0o644); err != nil {
+		return fmt.Errorf("write through the mount: %w", err)
+	}
+	onServer := filepath.Join(dir, fileName)
+	got, err := os.ReadFile(onServer)
+	if err != nil {
+		return fmt.Errorf("on the NFS server: %w", err)
+	}
+	d.done("written through the mount above (in the pod's container: /data/%s/%s)", claimName, fileName)
+	fmt.Printf("     on the NFS server: %s\n       %q\n", onServer, strings.TrimSpace(string(got)))
+
+	d.step("cleanup: the pod stops, the volume detaches, the PVC is deleted")
+	if err := node.StopPod(ctx, pod); err != nil {
+		return err
+	}
+	if err := bed.WaitDetached(ctx, pv.Name, nodeName, timeout); err != nil {
+		return fmt.Errorf("PV %s still attached to %s: %w", pv.Name, nodeName, err)
+	}
+	d.done("pod gone: NodeUnpublishVolume; VolumeAttachment deleted (ControllerUnpublishVolume)")
+	if err := c.CoreV1().PersistentVolumeClaims(namespace).Delete(ctx, claimName, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	if err := bed.WaitPVGone(ctx, pv.Name, timeout); err != nil {
+		return err
+	}
+	d.done("PV %s deleted (csi-provisioner called DeleteVolume)", pv.Name)
+	fmt.Printf("     on the NFS server: %s/ %s (onDelete=%s)\n", dir, existence(dir), sc.Parameters["onDelete"])
+	return nil
+}
+
+func claim() *corev1.PersistentVolumeClaim {
+	sc := class
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: claimName, Namespace: namespace},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: &sc,
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceStorage: resource.MustParse("1Gi"),
+			}},
+		},
+	}
+}
+
+// demo prints numbered steps and what each brought, with the time it took.
+type demo struct {
+	start, stepStart, last time.Time
+	stepNo                 int
+	export                 string
+}
+
+func (d *demo) step(format string, args ...any) {
+	d.stepNo++
+	d.stepStart, d.last = time.Now(), time.Now()
+	fmt.Printf("\n[%d] %s\n", d.stepNo, fmt.Sprintf(format, args...))
+}
+
+// done reports an outcome and the time since the step's start or the
+// previous outcome.
+func (d *demo) done(format string, args ...any) {
+	fmt.Printf("     %s  (%s)\n", fmt.Sprintf(format, args...), secs(time.Since(d.last)))
+	d.last = time.Now()
+}
+
+func (d *demo) fail(err error, logDir string) int {
+	fmt.Fprintf(os.Stderr, "\ndemo: step %d failed after %s: %v\ncomponent logs: %s\n", d.stepNo, secs(time.Since(d.stepStart)), err, logDir)
+	return 1
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func existence(dir string) string {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return "exists"
+	}
+	return "is gone"
+}
+
+// mountOf describes the mount at target from the guest's mountinfo.
+func mountOf(target string) string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
-	check(err)
+	if err != nil {
+		return err.Error()
+	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == target {
-			for i, x := range f {
-				if x == "-" && i+2 < len(f) {
-					fmt.Printf("   mounted: %s on %s type %s\n", f[i+2], target, f[i+1])
+		if len(f) < 5 || f[4] != target {
+			continue
+		}
+		for i, x := range f {
+			if x == "-" && i+2 < len(f) {
+				opts := ""
+				if i+3 < len(f) {
+					opts = " (" + vers(f[i+3]) + ")"
 				}
+				return fmt.Sprintf("%s on %s type %s%s", f[i+2], target, f[i+1], opts)
 			}
-			return
 		}
 	}
-	fmt.Printf("   %s is not mounted (target exists: %v)\n", target, exists(target))
+	return target + " is not a mount point"
 }
 
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func check(err error) {
-	if err != nil {
-		die(err.Error())
+// vers picks the NFS version out of a mount's super options.
+func vers(opts string) string {
+	for _, o := range strings.Split(opts, ",") {
+		if strings.HasPrefix(o, "vers=") {
+			return o
+		}
 	}
+	return opts
 }
 
-func die(msg string) {
-	fmt.Fprintln(os.Stderr, "demo:", msg)
-	os.Exit(1)
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
