@@ -43,7 +43,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "demo: run it with make demo (hack/demo.sh)")
 		return 2
 	}
-	cfg, err := config()
+	cfg, err := framework.ConfigFromEnv("demo")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 2
@@ -70,24 +70,6 @@ func run() int {
 
 // config is the bed's configuration from the E2E_* variables that
 // hack/e2e-env.sh exports in the guest.
-func config() (framework.Config, error) {
-	bins, err := framework.BinsFromEnv()
-	if err != nil {
-		return framework.Config{}, err
-	}
-	chart, err := framework.LoadChart(os.Getenv("E2E_CHART"))
-	if err != nil {
-		return framework.Config{}, err
-	}
-	return framework.Config{
-		Bins:   bins,
-		Driver: os.Getenv("E2E_DRIVER"),
-		Chart:  chart,
-		Dir:    envOr("E2E_DIR", filepath.Join(os.TempDir(), "demo")),
-		LogDir: envOr("E2E_LOG_DIR", filepath.Join(os.TempDir(), "demo-logs")),
-	}, nil
-}
-
 func (d *demo) cluster(bed *framework.Bed) error {
 	ver, err := bed.Cluster.Client.Discovery().ServerVersion()
 	if err != nil {
@@ -270,11 +252,4 @@ func vers(opts string) string {
 		}
 	}
 	return opts
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -32,31 +31,15 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Getenv("E2E_CHART") == "" {
-		fmt.Fprintln(os.Stderr, "e2e: E2E_CHART is not set; run the end-to-end tests with make e2e")
-		return 2
-	}
 	// Generous: under load, UML makes the apiserver's start take minutes.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bins, err := framework.BinsFromEnv()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 2
-	}
-	chart, err := framework.LoadChart(os.Getenv("E2E_CHART"))
-	if err != nil {
+	var err error
+	if cfg, err = framework.ConfigFromEnv("e2e"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 2
 	}
 	exportDir = os.Getenv("NFS_EXPORT_DIR")
-	cfg = framework.Config{
-		Bins:   bins,
-		Driver: os.Getenv("E2E_DRIVER"),
-		Chart:  chart,
-		Dir:    envOr("E2E_DIR", filepath.Join(os.TempDir(), "e2e")),
-		LogDir: envOr("E2E_LOG_DIR", filepath.Join(os.TempDir(), "e2e-logs")),
-	}
 	start := time.Now()
 	bed, err = framework.StartBed(ctx, cfg, "a", 2379)
 	if err != nil {
@@ -74,11 +57,4 @@ func run(m *testing.M) int {
 	fmt.Printf("e2e: cluster a ready in %.1fs: %d chart objects installed, cluster ID %s, nodes node-a and node-b\n",
 		time.Since(start).Seconds(), len(bed.Installed), bed.ClusterID)
 	return m.Run()
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

@@ -190,3 +190,33 @@ func waitCSI(ctx context.Context, sock string, proc *Process) error {
 func DialCSI(sock string) (*grpc.ClientConn, error) {
 	return grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
+
+// ConfigFromEnv builds a Config from the variables hack/e2e-env.sh exports
+// in the guest. name picks the default scratch and log directories.
+func ConfigFromEnv(name string) (Config, error) {
+	bins, err := BinsFromEnv()
+	if err != nil {
+		return Config{}, err
+	}
+	if os.Getenv("E2E_CHART") == "" {
+		return Config{}, fmt.Errorf("E2E_CHART is not set; start this through make e2e or make demo")
+	}
+	chart, err := LoadChart(os.Getenv("E2E_CHART"))
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{
+		Bins:   bins,
+		Driver: os.Getenv("E2E_DRIVER"),
+		Chart:  chart,
+		Dir:    envOr("E2E_DIR", filepath.Join(os.TempDir(), name)),
+		LogDir: envOr("E2E_LOG_DIR", filepath.Join(os.TempDir(), name+"-logs")),
+	}, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
