@@ -4,11 +4,10 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +128,7 @@ func exportTree(t *testing.T) []string {
 			return err
 		}
 		rel, _ := filepath.Rel(exportDir, p)
-		out = append(out, rel+" "+fi.Mode().String()+" "+itoa(fi.Size()))
+		out = append(out, rel+" "+fi.Mode().String()+" "+strconv.FormatInt(fi.Size(), 10))
 		return nil
 	})
 	if err != nil {
@@ -137,18 +136,6 @@ func exportTree(t *testing.T) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func itoa(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
 }
 
 // archivesOf lists the archive directories of base under dir on the export.
@@ -165,21 +152,4 @@ func archivesOf(t *testing.T, dir, base string) []string {
 		}
 	}
 	return out
-}
-
-// pollPV waits until the PV reaches phase.
-func pollPV(ctx context.Context, name string, phase corev1.PersistentVolumePhase) error {
-	var last corev1.PersistentVolumePhase
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		pv, err := bed.Cluster.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		last = pv.Status.Phase
-		return last == phase, nil
-	})
-	if err != nil {
-		return fmt.Errorf("PV %s: phase %q, want %q: %w", name, last, phase, err)
-	}
-	return nil
 }

@@ -77,7 +77,7 @@ func TestStaticRWXAcrossNodes(t *testing.T) {
 	}
 	deleteClaim(t, ctx, bed, ns, "mypvc")
 	// Retain: the PV is Released, the admin's data stays.
-	if err := pollPV(ctx, "mypv", corev1.VolumeReleased); err != nil {
+	if err := bed.WaitPVPhase(ctx, "mypv", corev1.VolumeReleased, time.Minute); err != nil {
 		t.Error(err)
 	}
 	if err := c.CoreV1().PersistentVolumes().Delete(ctx, "mypv", metav1.DeleteOptions{}); err != nil {

@@ -99,7 +99,7 @@ func (b *Bed) install(ctx context.Context) error {
 	}
 	args = setFlag(args, "--endpoint", "unix://"+b.ControllerSock)
 	args = setFlag(args, "--workdir", filepath.Join(c.Dir, "controller", "work"))
-	if !hasFlag(args, "--cluster-id") && driverHasFlag(b.Cfg.Driver, "cluster-id") {
+	if !hasFlag(args, "--cluster-id") {
 		args = append(args, "--cluster-id="+b.ClusterID)
 	}
 	if b.Controller, err = c.StartComponent("nfs-csi-controller", b.Cfg.Driver, args...); err != nil {
@@ -157,13 +157,6 @@ func hasFlag(args []string, name string) bool {
 		}
 	}
 	return false
-}
-
-// driverHasFlag asks the binary's --help, so the bed works with drivers
-// built before a flag existed.
-func driverHasFlag(bin, flag string) bool {
-	out, _ := runOutput(bin, "--help")
-	return strings.Contains(out, "-"+flag)
 }
 
 // waitCSI waits until the plugin at sock answers Probe with ready.

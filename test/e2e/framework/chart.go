@@ -95,7 +95,7 @@ func (ch *Chart) Find(kind, name string) *unstructured.Unstructured {
 	return nil
 }
 
-// Kinds returns the names of every object of a kind.
+// Kinds returns every object of a kind.
 func (ch *Chart) Kinds(kind string) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	for _, obj := range ch.Objects {

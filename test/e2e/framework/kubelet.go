@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -30,6 +29,9 @@ type Node struct {
 	KubeletDir string
 	Proc       *Process
 	bed        *Bed
+	// multiWriter: the plugin advertises SINGLE_NODE_MULTI_WRITER, which
+	// changes how the kubelet maps RWO and RWOP (read once, as it does).
+	multiWriter bool
 }
 
 // AddNode starts a node plugin for name, and creates the Node (annotated for
@@ -63,9 +65,19 @@ func (b *Bed) AddNode(ctx context.Context, name string) (*Node, error) {
 		return nil, err
 	}
 	defer conn.Close()
-	info, err := csi.NewNodeClient(conn).NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
+	nodeClient := csi.NewNodeClient(conn)
+	info, err := nodeClient.NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("node %s: NodeGetInfo: %w", name, err)
+	}
+	caps, err := nodeClient.NodeGetCapabilities(ctx, &csi.NodeGetCapabilitiesRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: NodeGetCapabilities: %w", name, err)
+	}
+	for _, c := range caps.GetCapabilities() {
+		if c.GetRpc().GetType() == csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER {
+			n.multiWriter = true
+		}
 	}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name:        name,
@@ -207,7 +219,7 @@ func (n *Node) publish(ctx context.Context, pod *corev1.Pod, vol corev1.Volume) 
 			secrets[k] = string(v)
 		}
 	}
-	mode, err := n.accessMode(ctx, pv.Spec.AccessModes)
+	mode, err := n.accessMode(pv.Spec.AccessModes)
 	if err != nil {
 		return "", "", err
 	}
@@ -238,34 +250,19 @@ func (n *Node) publish(ctx context.Context, pod *corev1.Pod, vol corev1.Volume) 
 
 // accessMode maps the PV's first access mode the way the kubelet does,
 // using SINGLE_NODE_MULTI_WRITER for RWO when the plugin advertises it.
-func (n *Node) accessMode(ctx context.Context, modes []corev1.PersistentVolumeAccessMode) (csi.VolumeCapability_AccessMode_Mode, error) {
+func (n *Node) accessMode(modes []corev1.PersistentVolumeAccessMode) (csi.VolumeCapability_AccessMode_Mode, error) {
 	mode := corev1.ReadWriteOnce
 	if len(modes) > 0 {
 		mode = modes[0]
 	}
-	conn, err := DialCSI(n.Socket)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	caps, err := csi.NewNodeClient(conn).NodeGetCapabilities(ctx, &csi.NodeGetCapabilitiesRequest{})
-	if err != nil {
-		return 0, err
-	}
-	multiWriter := false
-	for _, c := range caps.GetCapabilities() {
-		if c.GetRpc().GetType() == csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER {
-			multiWriter = true
-		}
-	}
 	switch mode {
 	case corev1.ReadWriteOnce:
-		if multiWriter {
+		if n.multiWriter {
 			return csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER, nil
 		}
 		return csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, nil
 	case corev1.ReadWriteOncePod:
-		if multiWriter {
+		if n.multiWriter {
 			return csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER, nil
 		}
 		return csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, nil
@@ -333,9 +330,4 @@ func (n *Node) setVolumeInUse(ctx context.Context, vol corev1.UniqueVolumeName, 
 	}
 	_, err = nodes.Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	return err
-}
-
-func runOutput(bin string, args ...string) (string, error) {
-	out, err := exec.Command(bin, args...).CombinedOutput()
-	return string(out), err
 }

@@ -55,6 +55,23 @@ func (b *Bed) WaitClaimPhase(ctx context.Context, namespace, claim string, phase
 	return pvc, nil
 }
 
+// WaitPVPhase waits until the PV reaches phase.
+func (b *Bed) WaitPVPhase(ctx context.Context, name string, phase corev1.PersistentVolumePhase, timeout time.Duration) error {
+	var last corev1.PersistentVolumePhase
+	err := poll(ctx, timeout, nil, func() (bool, error) {
+		pv, err := b.Cluster.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = pv.Status.Phase
+		return last == phase, nil
+	})
+	if err != nil {
+		return fmt.Errorf("PV %s: phase %q, want %q: %w", name, last, phase, err)
+	}
+	return nil
+}
+
 // FindAttachment returns the VolumeAttachment of pv to node, or nil.
 func (b *Bed) FindAttachment(ctx context.Context, pv, node string) (*storagev1.VolumeAttachment, error) {
 	list, err := b.Cluster.Client.StorageV1().VolumeAttachments().List(ctx, metav1.ListOptions{})
