@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/mount-utils"
 
 	"github.com/example/nfs-csi/test/e2e/framework"
 )
@@ -220,36 +221,23 @@ func existence(dir string) string {
 	return "is gone"
 }
 
-// mountOf describes the mount at target from the guest's mountinfo.
+// mountOf describes the mount at target from the guest's mount table.
 func mountOf(target string) string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	infos, err := mount.ParseMountInfo("/proc/self/mountinfo")
 	if err != nil {
 		return err.Error()
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 || f[4] != target {
+	for _, mi := range infos {
+		if mi.MountPoint != target {
 			continue
 		}
-		for i, x := range f {
-			if x == "-" && i+2 < len(f) {
-				opts := ""
-				if i+3 < len(f) {
-					opts = " (" + vers(f[i+3]) + ")"
-				}
-				return fmt.Sprintf("%s on %s type %s%s", f[i+2], target, f[i+1], opts)
+		opts := ""
+		for _, o := range mi.SuperOptions {
+			if strings.HasPrefix(o, "vers=") {
+				opts = " (" + o + ")"
 			}
 		}
+		return fmt.Sprintf("%s on %s type %s%s", mi.Source, target, mi.FsType, opts)
 	}
 	return target + " is not a mount point"
-}
-
-// vers picks the NFS version out of a mount's super options.
-func vers(opts string) string {
-	for _, o := range strings.Split(opts, ",") {
-		if strings.HasPrefix(o, "vers=") {
-			return o
-		}
-	}
-	return opts
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/example/nfs-csi/pkg/driver"
+	"github.com/example/nfs-csi/pkg/nfs"
 )
 
 const nodeID = "uml-node"
@@ -159,26 +160,15 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 	}
 }
 
-// mountSource returns the source mounted at path, from /proc/self/mountinfo.
+// mountSource returns the source mounted at path, from the live mount table
+// as the driver reads it.
 func mountSource(t *testing.T, path string) (string, bool) {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mp, ok, err := nfs.FindMount(&nfs.SystemMounter{}, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	source, found := "", false
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[4] != path {
-			continue
-		}
-		for i, x := range f {
-			if x == "-" && i+2 < len(f) {
-				source, found = f[i+2], true
-			}
-		}
-	}
-	return source, found
+	return mp.Source, ok
 }
 
 // treeSnapshot lists every entry below root with its type, mode and size, so
