@@ -3,8 +3,10 @@ package driver
 import (
 	"context"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 )
@@ -183,4 +185,60 @@ func TestRunLocked(t *testing.T) {
 		t.Error("op ran without the lock")
 	}
 	unlock()
+}
+
+// A panic in a volume operation used to happen in runLocked's goroutine, out
+// of reach of the interceptor's recover: it ended the whole plugin.
+func TestRegressionRunLockedPanic(t *testing.T) {
+	e := newEnv(t)
+	_, err := runLocked(e.d, context.Background(), "vol-panic", func(context.Context) (int, error) {
+		var m map[string]int
+		m["x"] = 1 // a nil-map write, as a real bug would panic
+		return 0, nil
+	})
+	wantCode(t, err, codes.Internal)
+	if err != nil && !strings.Contains(err.Error(), "vol-panic") {
+		t.Errorf("error %q does not name the volume", err)
+	}
+	if n := e.d.locks.Len(); n != 0 {
+		t.Errorf("lock still held after the panic: Len() = %d", n)
+	}
+	// The volume's lock can be taken again at once.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	unlock, err := e.d.locks.Lock(ctx, "vol-panic")
+	if err != nil {
+		t.Fatalf("lock after the panic: %v", err)
+	}
+	unlock()
+}
+
+// The wait for the lock and the operation used to share one timeout: an
+// operation queued behind another got only what the wait had left over.
+func TestRegressionRunLockedOwnBudget(t *testing.T) {
+	e := newEnv(t)
+	timeout := e.d.cfg.OperationTimeout
+	unlock, err := e.d.locks.Lock(context.Background(), "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := make(chan time.Time, 1)
+	go func() {
+		_, err := runLocked(e.d, context.Background(), "vol", func(ctx context.Context) (int, error) {
+			dl, _ := ctx.Deadline()
+			deadline <- dl
+			return 0, nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	for e.d.locks.holdersAndWaiters("vol") < 2 {
+		runtime.Gosched()
+	}
+	released := time.Now()
+	unlock()
+	if dl := <-deadline; dl.Before(released.Add(timeout)) {
+		t.Errorf("the operation's deadline is %v after the lock was released, want the full %v", dl.Sub(released), timeout)
+	}
 }
