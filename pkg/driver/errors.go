@@ -36,6 +36,11 @@ func (d *Driver) nfsStatus(err error, volumeID string, vol nfs.Volume) error {
 	if node == "" {
 		node = "the controller"
 	}
+	if errors.Is(err, context.Canceled) {
+		// The caller gave up (it went away, or cancelled on its own
+		// timeout): this says nothing about the server, even for a mount.
+		return status.Errorf(codes.Canceled, "volume %s (%s): the call was cancelled by its caller: %v", volumeID, vol.Source(), err)
+	}
 	var me *nfs.MountError
 	if errors.As(err, &me) {
 		return status.Errorf(mountFailureCodes[me.Failure()], "volume %s: %s", volumeID, me.Explain(vol.Server, vol.Share, node))
@@ -46,7 +51,7 @@ func (d *Driver) nfsStatus(err error, volumeID string, vol nfs.Volume) error {
 	}
 	path := vol.Source()
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded):
 		return status.Errorf(codes.DeadlineExceeded, "volume %s (%s): %v", volumeID, path, err)
 	case nfs.IsStale(err):
 		return status.Errorf(codes.Unavailable, "volume %s (%s): stale NFS file handle: the export was recreated or the server changed its fsid; the mount is replaced on retry: %v", volumeID, path, err)

@@ -30,7 +30,10 @@ func TestNFSStatus(t *testing.T) {
 	}{
 		{"a status passes through", status.Error(codes.Aborted, "busy"), codes.Aborted, []string{"busy"}},
 		{"deadline", fmt.Errorf("mkdir: %w", context.DeadlineExceeded), codes.DeadlineExceeded, []string{id}},
-		{"cancelled", context.Canceled, codes.DeadlineExceeded, []string{id}},
+		// A cancelled call used to be reported as DeadlineExceeded.
+		{"cancelled", context.Canceled, codes.Canceled, []string{id}},
+		{"mount cancelled", &nfs.MountError{Source: vol.Source(), Target: "/t", Err: context.Canceled}, codes.Canceled, []string{id, "cancelled"}},
+		{"wrapped cancelled", fmt.Errorf("mkdir: %w", context.Canceled), codes.Canceled, []string{id, vol.Source()}},
 		{"stale", fmt.Errorf("open: %w", unix.ESTALE), codes.Unavailable, []string{"stale"}},
 		{"wrapped permission denied", fmt.Errorf("mkdir %q: %w", "pvc-1", unix.EACCES), codes.PermissionDenied, []string{"no_root_squash"}},
 		{"bare permission denied", unix.EACCES, codes.PermissionDenied, []string{"root_squash"}},
