@@ -30,6 +30,7 @@ func runLocked[T any](d *Driver, ctx context.Context, key string, op func(ctx co
 	if err != nil {
 		return zero, err
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.OperationTimeout)
 	defer cancel()
 	done := make(chan opResult[T], 1)
@@ -46,7 +47,7 @@ func runLocked[T any](d *Driver, ctx context.Context, key string, op func(ctx co
 	case <-ctx.Done():
 		return zero, status.Errorf(codes.DeadlineExceeded,
 			"volume %s: the NFS operation did not finish within %v; the NFS server is probably slow or unreachable. It goes on in the background and a retry waits for it",
-			key, d.cfg.OperationTimeout)
+			key, time.Since(start).Round(time.Millisecond))
 	}
 }
 

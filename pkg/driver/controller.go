@@ -355,9 +355,16 @@ func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGet
 	}, nil
 }
 
+// controllerHealthTimeout bounds ControllerGetVolumeHealth's check, below the
+// external-health-monitor's default 15 s call timeout, so that a server that
+// does not answer is reported as such instead of the call timing out.
+const controllerHealthTimeout = 10 * time.Second
+
 // ControllerGetVolumeHealth reports, from the controller's side, whether the
 // server answers and the directory is there. (CSI v1.13 moved the former
-// VolumeCondition of ControllerGetVolume here.)
+// VolumeCondition of ControllerGetVolume here.) Only what the check learnt
+// about the server becomes a health entry; a held lock or the caller's own
+// deadline is an error.
 func (d *Driver) ControllerGetVolumeHealth(ctx context.Context, req *csi.ControllerGetVolumeHealthRequest) (*csi.ControllerGetVolumeHealthResponse, error) {
 	id := req.GetVolumeId()
 	if id == "" {
@@ -368,8 +375,19 @@ func (d *Driver) ControllerGetVolumeHealth(ctx context.Context, req *csi.Control
 		return nil, status.Errorf(codes.NotFound, "ControllerGetVolumeHealth: %v", err)
 	}
 	health := &csi.VolumeHealth{VolumeId: id}
-	ok, err := d.volumeExists(ctx, vol)
+	cctx, cancel := context.WithTimeout(ctx, controllerHealthTimeout)
+	defer cancel()
+	ok, err := d.volumeExists(cctx, vol)
 	switch {
+	case status.Code(err) == codes.Aborted:
+		// Another operation holds the volume's lock (a CreateVolume or
+		// DeleteVolume in progress, or an earlier check still blocked on the
+		// server): nothing was checked, and an entry would raise a false
+		// alarm on a healthy volume. The monitor asks again next period.
+		return nil, status.Errorf(codes.Aborted, "ControllerGetVolumeHealth %s: another operation on this volume is in progress, so its health was not checked; retry later", id)
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up first: its deadline says nothing about the server.
+		return nil, d.nfsStatus(ctx.Err(), id, vol)
 	case err != nil:
 		health.HealthStatuses = append(health.HealthStatuses, inaccessible("ServerUnreachable",
 			fmt.Sprintf("the controller cannot reach %s: %v", vol.ShareSource(), err)))

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -879,5 +880,38 @@ func TestDeleteVolumeKeepsParentsItDidNotCreate(t *testing.T) {
 	}
 	if !exists(e.exportPath("ns")) {
 		t.Error("the admin's directory ns was removed")
+	}
+}
+
+// A held lock and a caller's ended context used to be reported as an
+// INACCESSIBLE "ServerUnreachable" entry: a false alarm on a healthy volume
+// whenever a CreateVolume or DeleteVolume was in progress.
+func TestRegressionControllerGetVolumeHealthNoFalseAlarm(t *testing.T) {
+	e := newEnv(t)
+	id := e.create(t, "pvc-1", baseParams()).GetVolumeId()
+	unlock, err := e.d.locks.Lock(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	h, err := e.d.ControllerGetVolumeHealth(ctx, &csi.ControllerGetVolumeHealthRequest{VolumeId: id})
+	if err == nil {
+		t.Fatalf("health with the volume's lock held = %v, want Aborted", h.GetVolumeHealth().GetHealthStatuses())
+	}
+	wantCode(t, err, codes.Aborted)
+	wantMessageContains(t, err, id, "retry")
+	unlock()
+
+	cancelled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	h, err = e.d.ControllerGetVolumeHealth(cancelled, &csi.ControllerGetVolumeHealthRequest{VolumeId: id})
+	if err == nil {
+		t.Fatalf("health with a cancelled call = %v, want an error", h.GetVolumeHealth().GetHealthStatuses())
+	}
+
+	h, err = e.d.ControllerGetVolumeHealth(context.Background(), &csi.ControllerGetVolumeHealthRequest{VolumeId: id})
+	if err != nil || len(h.GetVolumeHealth().GetHealthStatuses()) != 0 {
+		t.Errorf("health of a healthy volume = %v, %v; want no entries", h.GetVolumeHealth().GetHealthStatuses(), err)
 	}
 }
