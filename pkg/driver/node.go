@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -101,14 +102,25 @@ func (p *publications) remove(id, target string) {
 // server (static PVs written by hand, and everything this driver
 // provisioned), otherwise from the ID.
 func nodeVolume(id string, vc map[string]string) (nfs.Volume, error) {
-	get := func(key string) string {
+	// Keys are case-insensitive, as in the StorageClass; two spellings of
+	// one key (a hand-written static PV) are refused rather than one of them
+	// picked at random.
+	attrs := map[string]string{}
+	for _, key := range []string{ParamServer, ParamShare, ParamSubDir, ParamMountOptions} {
+		var found []string
 		for k, v := range vc {
 			if strings.EqualFold(k, key) {
-				return strings.TrimSpace(v)
+				found = append(found, k)
+				attrs[key] = strings.TrimSpace(v)
 			}
 		}
-		return ""
+		if len(found) > 1 {
+			slices.Sort(found)
+			return nfs.Volume{}, status.Errorf(codes.InvalidArgument,
+				"volume %s: volumeAttributes %q and %q are the same attribute (names are case-insensitive); keep one in the PersistentVolume", id, found[0], found[1])
+		}
 	}
+	get := func(key string) string { return attrs[key] }
 	server, share := get(ParamServer), get(ParamShare)
 	if server == "" && share == "" {
 		vol, err := nfs.ParseVolumeID(id)
