@@ -38,7 +38,7 @@ type env struct {
 	closeOnce sync.Once
 }
 
-// close closes the driver once; Driver.Close panics when called twice.
+// close closes the driver once, for the tests that close it themselves.
 func (e *env) close() { e.closeOnce.Do(e.d.Close) }
 
 func newEnv(t *testing.T) *env {

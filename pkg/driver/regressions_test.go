@@ -45,6 +45,8 @@ func TestRegressionNodeDuplicateVolumeContextKeys(t *testing.T) {
 	}
 }
 
+// A second Driver.Close used to panic (it closed the share reaper's channel
+// again); the plugin's shutdown path can call it twice.
 func TestRegressionCloseTwice(t *testing.T) {
 	e := newEnv(t)
 	e.close()

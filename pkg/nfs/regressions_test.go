@@ -1,4 +1,5 @@
-// Regression tests for ownership and input-safety bugs found in review.
+// Regression tests for ownership and input-safety bugs found in review. Each
+// comment says what used to happen; the test asserts it no longer does.
 package nfs
 
 import (
@@ -14,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FakeMounter "mounts" with a symlink, and ShareMounts opens its mount point
-// with O_NOFOLLOW: every Acquire over a FakeMounter fails with ENOTDIR.
+// FakeMounter "mounts" with a symlink, and ShareMounts used to open its mount
+// point with O_NOFOLLOW: every Acquire over a FakeMounter failed with ENOTDIR.
 func TestRegressionFakeMounterBacksShareMounts(t *testing.T) {
 	export := t.TempDir()
 	m := NewFakeMounter(map[string]string{"h:/s": export})
@@ -38,9 +39,9 @@ func TestRegressionFakeMounterBacksShareMounts(t *testing.T) {
 	}
 }
 
-// ValidateServer accepts any IPv6 zone: netip.ParseAddr takes everything
-// after '%' as the zone, including ']', ':', '/', spaces, commas, '#' and
-// control characters.
+// ValidateServer used to accept any IPv6 zone: netip.ParseAddr takes
+// everything after '%' as the zone, including ']', ':', '/', spaces, commas,
+// '#' and control characters.
 func TestRegressionValidateServerZone(t *testing.T) {
 	for _, s := range []string{
 		"[fe80::1%]:/etc]",
@@ -59,9 +60,9 @@ func TestRegressionValidateServerZone(t *testing.T) {
 	}
 }
 
-// Dispose trusts any record for the subdirectory, whatever volume it belongs
-// to: a hand-written handle that names a retained volume's directory with
-// onDelete=delete destroys it.
+// Dispose used to trust any record for the subdirectory, whatever volume it
+// belonged to: a hand-written handle that named a retained volume's directory
+// with onDelete=delete destroyed it.
 func TestRegressionDisposeIgnoresRecordVolumeID(t *testing.T) {
 	sh := acquireTestShare(t)
 	owner := testVolume("team-a/db", OnDeleteRetain)
@@ -82,8 +83,9 @@ func TestRegressionDisposeIgnoresRecordVolumeID(t *testing.T) {
 	}
 }
 
-// A directory that existed before its volume is adopted: the volume works,
-// and its delete policy never destroys the data the driver did not create.
+// A directory that existed before its volume used to be deleted with the
+// volume, data the driver never created included. Now it is adopted: the
+// volume works, and its delete policy leaves the data alone.
 func TestRegressionProvisionAdoptsExistingDirectory(t *testing.T) {
 	sh := acquireTestShare(t)
 	mustWrite(t, filepath.Join(sh.Path(), "team-a", "data", "old.db"), "pre-existing")
@@ -105,8 +107,8 @@ func TestRegressionProvisionAdoptsExistingDirectory(t *testing.T) {
 	}
 }
 
-// Provision returns the caller's record (Version 0) on the first call and the
-// stored one (Version 1) on a retry.
+// Provision used to return the caller's record (Version 0) on the first call
+// and the stored one (Version 1) on a retry.
 func TestRegressionProvisionRecordVersion(t *testing.T) {
 	sh := acquireTestShare(t)
 	vol := testVolume("pvc-1", OnDeleteDelete)
@@ -124,7 +126,8 @@ func TestRegressionProvisionRecordVersion(t *testing.T) {
 	}
 }
 
-// ArchiveName truncates the base by bytes and can cut a UTF-8 sequence.
+// ArchiveName used to truncate the base by bytes and could cut a UTF-8
+// sequence.
 func TestRegressionArchiveNameSplitsUTF8(t *testing.T) {
 	base := strings.Repeat("a", MaxComponentLen-len(ArchivePrefix)-26-1) + "é"
 	if got := ArchiveName(base, time.Now()); !utf8.ValidString(got) {
@@ -132,9 +135,9 @@ func TestRegressionArchiveNameSplitsUTF8(t *testing.T) {
 	}
 }
 
-// RemoveEmptyParents removes every empty parent, including ones the admin
-// made; MkdirAllBeneath reports which ones the driver created but Provision
-// drops that list.
+// RemoveEmptyParents used to remove every empty parent, including ones the
+// admin made: MkdirAllBeneath reported which ones the driver created, but
+// Provision dropped that list.
 func TestRegressionDisposeRemovesAdminParent(t *testing.T) {
 	sh := acquireTestShare(t)
 	mustMkdirAll(t, filepath.Join(sh.Path(), "team-a")) // made by the admin, e.g. with a quota
@@ -148,10 +151,10 @@ func TestRegressionDisposeRemovesAdminParent(t *testing.T) {
 	}
 }
 
-// IsStale delegates to mount.IsCorruptedMnt, which looks only at a bare
-// Errno or *os.PathError (no errors.As) and also counts EACCES, EIO,
-// EWOULDBLOCK and ENODEV: the answer depends on wrapping, and a permission
-// error that no remount repairs makes the controller remount the share.
+// IsStale used to delegate to mount.IsCorruptedMnt, which looks only at a
+// bare Errno or *os.PathError (no errors.As) and also counts EACCES, EIO,
+// EWOULDBLOCK and ENODEV: the answer depended on wrapping, and a permission
+// error that no remount repairs made the controller remount the share.
 func TestRegressionIsStaleDependsOnWrapping(t *testing.T) {
 	for _, errno := range []error{unix.ENOTCONN, unix.EIO, unix.EACCES} {
 		bare, wrapped := IsStale(errno), IsStale(fmt.Errorf("open %s: %w", "x", errno))
