@@ -185,7 +185,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 			}
 			klog.InfoS("Remounting a stale NFS mount", "volumeID", id, "target", target, "source", source)
 			if err := d.mounter.Unmount(ctx, target); err != nil {
-				return struct{}{}, status.Errorf(codes.Internal, "NodePublishVolume %s: unmount stale %s: %v", id, target, err)
+				return struct{}{}, d.unmountStatus("NodePublishVolume", id, target, err)
 			}
 		}
 		if other, busy := d.pubs.conflict(id, target, mode); busy {
@@ -227,9 +227,24 @@ func (d *Driver) checkMounted(ctx context.Context, path string) error {
 	return d.stats.Check(ctx, path)
 }
 
+// unmountStatus explains a failed unmount of target. A busy mount on a
+// server that answers is FailedPrecondition: the admin has to stop what holds
+// it, and the kubelet's retries then succeed.
+func (d *Driver) unmountStatus(rpc, id, target string, err error) error {
+	var busy *nfs.MountBusyError
+	if errors.As(err, &busy) {
+		return status.Errorf(codes.FailedPrecondition,
+			"%s %s: %s is still in use on node %s (a process outside the pod's containers has a file or its working directory open in it), and its NFS server answers, so it was left mounted: "+
+				"forcing it would fail the I/O of every other pod using this export on the node. Find the process with 'fuser -vm %s' and stop it; the kubelet retries, and the unmount succeeds once nothing uses the mount",
+			rpc, id, target, d.cfg.NodeID, target)
+	}
+	return status.Errorf(codes.Internal, "%s %s: unmount %s: %v", rpc, id, target, err)
+}
+
 // NodeUnpublishVolume unmounts the target and removes it. It returns in
 // bounded time even when the server is gone (the unmount escalates to forced
-// and lazy), so pods do not hang in Terminating.
+// and lazy), so pods do not hang in Terminating. A busy mount on a server
+// that answers is not forced: the call fails and the kubelet retries.
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
 	if id == "" {
@@ -249,7 +264,7 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 				break
 			}
 			if err := d.mounter.Unmount(ctx, target); err != nil {
-				return struct{}{}, status.Errorf(codes.Internal, "NodeUnpublishVolume %s: unmount %s: %v", id, target, err)
+				return struct{}{}, d.unmountStatus("NodeUnpublishVolume", id, target, err)
 			}
 		}
 		if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {

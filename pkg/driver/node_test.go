@@ -538,3 +538,33 @@ func TestNodePublishVolumeSingleWriterAfterRestart(t *testing.T) {
 		t.Errorf("republish at the first target: %v", err)
 	}
 }
+
+// A busy mount on a server that answers is left mounted: the unpublish fails
+// with FailedPrecondition, says what holds it and what to do, and succeeds on
+// the kubelet's retry once the mount is free.
+func TestNodeUnpublishVolumeBusy(t *testing.T) {
+	e := newEnv(t)
+	v := e.nodeVol(t, "pvc-1")
+	target := filepath.Join(t.TempDir(), "t")
+	if _, err := e.d.NodePublishVolume(context.Background(), publishReq(v, target, rwo())); err != nil {
+		t.Fatal(err)
+	}
+	unpub := &csi.NodeUnpublishVolumeRequest{VolumeId: v.GetVolumeId(), TargetPath: target}
+	e.fake.UnmountErr = &nfs.MountBusyError{Target: target}
+	_, err := e.d.NodeUnpublishVolume(context.Background(), unpub)
+	wantCode(t, err, codes.FailedPrecondition)
+	wantMessageContains(t, err, v.GetVolumeId(), target, testNode, "in use", "fuser -vm", "retries")
+	if len(e.mountsAt(t, target)) != 1 {
+		t.Error("the busy mount is gone")
+	}
+	if got := e.d.pubs.targetsOf(v.GetVolumeId()); len(got) != 1 {
+		t.Errorf("publications after a failed unpublish: %v, want the target still", got)
+	}
+	e.fake.UnmountErr = nil
+	if _, err := e.d.NodeUnpublishVolume(context.Background(), unpub); err != nil {
+		t.Fatalf("retry once the mount is free: %v", err)
+	}
+	if len(e.mountsAt(t, target)) != 0 {
+		t.Error("still mounted after the retry")
+	}
+}

@@ -19,7 +19,10 @@ type FakeMounter struct {
 	Exports map[string]string
 	// FailWith, when set, makes Mount fail with this mount(8) output.
 	FailWith string
-	mounts   []MountPoint
+	// UnmountErr, when set, makes Unmount fail with it and leave the mount,
+	// as SystemMounter does with a *MountBusyError.
+	UnmountErr error
+	mounts     []MountPoint
 	// MountCalls and UnmountCalls count calls, for tests of the share cache.
 	MountCalls, UnmountCalls int
 }
@@ -79,6 +82,9 @@ func (f *FakeMounter) Unmount(_ context.Context, target string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.UnmountCalls++
+	if f.UnmountErr != nil {
+		return f.UnmountErr
+	}
 	for i := len(f.mounts) - 1; i >= 0; i-- {
 		if f.mounts[i].Path == target {
 			f.mounts = append(f.mounts[:i], f.mounts[i+1:]...)

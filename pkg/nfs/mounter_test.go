@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -252,4 +254,138 @@ func processState(pid int) string {
 		return ""
 	}
 	return s[i+2 : i+3]
+}
+
+// fakeUmount records umount(2) calls and answers them from a script.
+type fakeUmount struct {
+	mu    sync.Mutex
+	calls []int // the flags of each call
+	// answer gives the result of the call with these flags; it may block.
+	answer func(flags int) error
+}
+
+func (f *fakeUmount) umount(_ string, flags int) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, flags)
+	f.mu.Unlock()
+	return f.answer(flags)
+}
+
+func (f *fakeUmount) flags() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+func TestSystemMounterUnmountEscalation(t *testing.T) {
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	block := func() error { <-hang; return nil }
+	const plain, force, detach = 0, unix.MNT_FORCE, unix.MNT_DETACH
+	// A busy mount stays busy under MNT_FORCE; only MNT_DETACH takes it.
+	busy := func(flags int) error {
+		if flags == detach {
+			return nil
+		}
+		return unix.EBUSY
+	}
+	tests := []struct {
+		name   string
+		umount func(flags int) error
+		statfs func() error // the server probe
+		want   []int        // the umount calls, by flags
+		busy   bool         // a *MountBusyError, left mounted
+		fails  bool
+	}{
+		{"unmounted", func(int) error { return nil }, nil, []int{plain}, false, false},
+		{"not a mount point", func(int) error { return unix.EINVAL }, nil, []int{plain}, false, false},
+		{"busy, server answers", func(int) error { return unix.EBUSY }, func() error { return nil }, []int{plain}, true, false},
+		{"busy, stale handle", func(int) error { return unix.EBUSY }, func() error { return unix.ESTALE }, []int{plain}, true, false},
+		{"busy, server does not answer", busy, block, []int{plain, force, detach}, false, false},
+		{"busy, statfs fails with EIO", busy, func() error { return unix.EIO }, []int{plain, force, detach}, false, false},
+		{"umount hangs, force works", func(flags int) error {
+			if flags == plain {
+				return block()
+			}
+			return nil
+		}, nil, []int{plain, force}, false, false},
+		{"umount and force hang", func(flags int) error {
+			if flags == detach {
+				return nil
+			}
+			return block()
+		}, nil, []int{plain, force, detach}, false, false},
+		{"no privilege", func(int) error { return unix.EPERM }, nil, []int{plain}, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fu := &fakeUmount{answer: tc.umount}
+			probe := NewStatFS()
+			probe.statfs = func(string, *unix.Statfs_t) error {
+				if tc.statfs == nil {
+					t.Error("statfs probed, but umount did not answer EBUSY")
+					return nil
+				}
+				return tc.statfs()
+			}
+			m := &SystemMounter{umount: fu.umount, probe: probe}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err := m.Unmount(ctx, "/mnt/t")
+			var be *MountBusyError
+			switch {
+			case tc.busy:
+				if !errors.As(err, &be) || be.Target != "/mnt/t" || !errors.Is(err, unix.EBUSY) {
+					t.Errorf("Unmount = %v, want a *MountBusyError for /mnt/t", err)
+				}
+			case tc.fails:
+				if err == nil || errors.As(err, &be) {
+					t.Errorf("Unmount = %v, want an error that is no *MountBusyError", err)
+				}
+			case err != nil:
+				t.Errorf("Unmount = %v, want nil", err)
+			}
+			if got := fu.flags(); !slices.Equal(got, tc.want) {
+				t.Errorf("umount calls with flags %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// endedContext has ended by Err but never closes Done: the state of a
+// context whose deadline passed just after mount(8) exited 0.
+type endedContext struct{ context.Context }
+
+func (endedContext) Err() error { return context.DeadlineExceeded }
+
+// A mount that succeeded used to be reported as failed when ctx had ended
+// by the time mount(8) exited; the caller then left it mounted (the share
+// mount leaked until restart).
+func TestRegressionMountSucceededAsContextEnded(t *testing.T) {
+	fakeMountBinary(t, "exit 0\n")
+	if err := (&SystemMounter{}).Mount(endedContext{context.Background()}, "h:/s", "/mnt/t", nil); err != nil {
+		t.Errorf("Mount that succeeded = %v, want nil", err)
+	}
+}
+
+// A mount helper killed on ctx's end after it had mounted used to leave the
+// mount behind a failed Mount.
+func TestSystemMounterMountKilledAfterMountingIsUndone(t *testing.T) {
+	mountinfo := filepath.Join(t.TempDir(), "mountinfo")
+	mustWrite(t, mountinfo, "29 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n")
+	fakeMountBinary(t, `echo "101 29 0:52 / /mnt/t rw,relatime shared:60 - nfs4 h:/s rw" >> `+mountinfo+`
+sleep 300 &
+wait
+`)
+	fu := &fakeUmount{answer: func(int) error { return nil }}
+	m := &SystemMounter{MountInfoPath: mountinfo, umount: fu.umount}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	err := m.Mount(ctx, "h:/s", "/mnt/t", nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Mount = %v, want a deadline error", err)
+	}
+	if got := fu.flags(); !slices.Equal(got, []int{0}) {
+		t.Errorf("umount calls with flags %v, want one plain umount of what the helper mounted", got)
+	}
 }
