@@ -5,14 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
-	"k8s.io/mount-utils"
 )
 
 // MountPoint is one line of the mount table that matters to the driver.
@@ -257,19 +258,27 @@ func umountWithin(umount func(string, int) error, target string, flags int, limi
 	}
 }
 
-// MountPoints parses the mount table with mount-utils; it reads only /proc.
+// MountPoints parses the mount table; it reads only /proc. The parser is
+// github.com/moby/sys/mountinfo's, which undoes the kernel's octal escapes
+// (a space in a path is "\040" in mountinfo, a backslash "\134"): mount-utils'
+// ParseMountInfo keeps them, and a target or subDir with a space then never
+// matched its own mount.
 func (s *SystemMounter) MountPoints() ([]MountPoint, error) {
 	p := s.MountInfoPath
 	if p == "" {
 		p = "/proc/self/mountinfo"
 	}
-	infos, err := mount.ParseMountInfo(p)
+	content, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read mount table %s: %w", p, err)
+	}
+	infos, err := mountinfo.GetMountsFromReader(bytes.NewReader(content), nil)
 	if err != nil {
 		return nil, fmt.Errorf("read mount table %s: %w", p, err)
 	}
 	mps := make([]MountPoint, 0, len(infos))
 	for _, mi := range infos {
-		mps = append(mps, MountPoint{Path: mi.MountPoint, Source: mi.Source, FSType: mi.FsType, Options: mi.MountOptions})
+		mps = append(mps, MountPoint{Path: mi.Mountpoint, Source: mi.Source, FSType: mi.FSType, Options: strings.Split(mi.Options, ",")})
 	}
 	return mps, nil
 }

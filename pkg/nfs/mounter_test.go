@@ -389,3 +389,32 @@ wait
 		t.Errorf("umount calls with flags %v, want one plain umount of what the helper mounted", got)
 	}
 }
+
+// mountinfo escapes a space as \040 and a backslash as \134. The parser used
+// to keep the escapes: a target or subDir with a space never matched its own
+// mount, so a republish answered AlreadyExists and the single-writer check
+// missed the mount.
+func TestRegressionMountPointsUnescapes(t *testing.T) {
+	m := &SystemMounter{MountInfoPath: filepath.Join("testdata", "mountinfo-escaped")}
+	mps, err := m.MountPoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ path, source string }{
+		{"/var/lib/kubelet/pods/0a1b/volumes/kubernetes.io~csi/pvc one/mount", `10.0.0.1:/srv/nfs/team a/back\slash`},
+		{`/srv/admin dir\x`, "[fd00::1]:/export/a b"},
+	}
+	for _, tt := range tests {
+		mp, ok := LookupMount(mps, tt.path)
+		if !ok {
+			t.Errorf("LookupMount(%q) found nothing in %+v", tt.path, mps)
+			continue
+		}
+		if mp.Source != tt.source {
+			t.Errorf("LookupMount(%q).Source = %q, want %q", tt.path, mp.Source, tt.source)
+		}
+	}
+	if mp, _ := LookupMount(mps, `/srv/admin dir\x`); !mp.ReadOnly() {
+		t.Errorf("options %q: want ro", mp.Options)
+	}
+}
