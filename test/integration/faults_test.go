@@ -26,6 +26,22 @@ func nfsctl(t *testing.T, verb string) {
 	}
 }
 
+// stopServer stops nfsd and returns the function that starts it again, which
+// also runs at cleanup; calling it twice is harmless.
+func stopServer(t *testing.T) func() {
+	t.Helper()
+	nfsctl(t, "stop")
+	restarted := false
+	restart := func() {
+		if !restarted {
+			restarted = true
+			nfsctl(t, "start")
+		}
+	}
+	t.Cleanup(restart)
+	return restart
+}
+
 // A directory recreated on the server leaves the client with a stale handle;
 // health reports it, and publishing again remounts.
 func TestStaleHandleIsReportedAndRemounted(t *testing.T) {
@@ -78,15 +94,7 @@ func TestServerDownStatsAndUnpublishReturn(t *testing.T) {
 			target := e.target(name)
 			e.publish(vol, target, rwo, false)
 
-			nfsctl(t, "stop")
-			restarted := false
-			restart := func() {
-				if !restarted {
-					restarted = true
-					nfsctl(t, "start")
-				}
-			}
-			t.Cleanup(restart)
+			restart := stopServer(t)
 
 			_, err := e.node.NodeGetVolumeStats(e.ctx(), &csi.NodeGetVolumeStatsRequest{VolumeId: vol.GetVolumeId(), VolumePath: target})
 			if code := status.Code(err); code != codes.Unavailable {
