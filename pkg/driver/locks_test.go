@@ -192,9 +192,8 @@ func TestRunLocked(t *testing.T) {
 func TestRegressionRunLockedPanic(t *testing.T) {
 	e := newEnv(t)
 	_, err := runLocked(e.d, context.Background(), "vol-panic", func(context.Context) (int, error) {
-		var m map[string]int
-		m["x"] = 1 // a nil-map write, as a real bug would panic
-		return 0, nil
+		var vols []string
+		return len(vols[3]), nil // an index out of range, as a real bug would panic
 	})
 	wantCode(t, err, codes.Internal)
 	if err != nil && !strings.Contains(err.Error(), "vol-panic") {
