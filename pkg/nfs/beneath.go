@@ -112,6 +112,31 @@ func mkdirAllBeneath(rootFd int, rel string, mode uint32, wantFd bool) (fd int, 
 	return fd, created, nil
 }
 
+// sillyRenamePrefix and sillyRenameHexDigits are the Linux NFS client's
+// silly-rename pattern: nfs_sillyrename names an open, unlinked file
+// ".nfs" + 16 hex digits of the file ID + 8 hex digits of a counter (%llx, %x:
+// lowercase).
+const (
+	sillyRenamePrefix    = ".nfs"
+	sillyRenameHexDigits = 24
+)
+
+// isSillyRename reports whether name is exactly a silly-renamed file, so that
+// a user's own .nfsrc is deleted like any other file instead of being taken
+// for an open one and blocking the deletion forever.
+func isSillyRename(name string) bool {
+	hex, ok := strings.CutPrefix(name, sillyRenamePrefix)
+	if !ok || len(hex) != sillyRenameHexDigits {
+		return false
+	}
+	for _, c := range hex {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrBusy reports files that another NFS client still holds open.
 var ErrBusy = errors.New("files are still open on another NFS client")
 
@@ -128,7 +153,7 @@ func (e *BusyError) Unwrap() error { return ErrBusy }
 
 // RemoveTreeAt removes name, a directory entry of dirFd, with everything
 // below it, never following symlinks (a symlink is unlinked, not entered).
-// Files named .nfs* are open on some NFS client; they are left in place and
+// Silly-renamed files (.nfs + 24 hex digits) are open on some NFS client; they are left in place and
 // reported as a *BusyError after everything else is gone, so a retry can
 // finish the job and nothing is reported as deleted while it is not.
 // A missing name is not an error.
@@ -181,7 +206,7 @@ func removeContents(parentFd int, name, display string) (busy []string, err erro
 		for _, e := range entries {
 			child := display + "/" + e.Name()
 			if !e.IsDir() {
-				if strings.HasPrefix(e.Name(), ".nfs") {
+				if isSillyRename(e.Name()) {
 					busy = append(busy, child)
 					continue
 				}
