@@ -142,12 +142,12 @@ func TestDeleteVolumeClusterIDRetryAfterPartialDelete(t *testing.T) {
 	}
 	id := resp.GetVolume().GetVolumeId()
 	e.writeExport(t, "pvc-1/data", "x")
-	e.writeExport(t, "pvc-1/dir/.nfs000000000001", "open elsewhere")
+	e.writeExport(t, "pvc-1/dir/.nfs000000000000000100000001", "open elsewhere")
 	wantCode(t, deleteVolume(d, id), codes.FailedPrecondition) // busy
 	if exists(e.exportPath("pvc-1/data")) {
 		t.Fatal("the partial delete removed nothing")
 	}
-	if err := os.Remove(e.exportPath("pvc-1/dir/.nfs000000000001")); err != nil {
+	if err := os.Remove(e.exportPath("pvc-1/dir/.nfs000000000000000100000001")); err != nil {
 		t.Fatal(err)
 	}
 	// A restarted controller of the same cluster finishes the job.

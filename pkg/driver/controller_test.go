@@ -564,18 +564,18 @@ func TestDeleteVolumeBusyFile(t *testing.T) {
 	e := newEnv(t)
 	v := e.create(t, "pvc-1", baseParams())
 	e.writeExport(t, "pvc-1/data", "x")
-	e.writeExport(t, "pvc-1/dir/.nfs000000000001", "open elsewhere")
+	e.writeExport(t, "pvc-1/dir/.nfs000000000000000100000001", "open elsewhere")
 	_, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()})
 	wantCode(t, err, codes.FailedPrecondition)
-	wantMessageContains(t, err, ".nfs000000000001", "pvc-1")
-	if !exists(e.exportPath("pvc-1/dir/.nfs000000000001")) {
+	wantMessageContains(t, err, ".nfs000000000000000100000001", "pvc-1")
+	if !exists(e.exportPath("pvc-1/dir/.nfs000000000000000100000001")) {
 		t.Fatal("the busy file was removed")
 	}
 	if exists(e.exportPath("pvc-1/data")) {
 		t.Error("the other files should already be gone")
 	}
 
-	if err := os.Remove(e.exportPath("pvc-1/dir/.nfs000000000001")); err != nil {
+	if err := os.Remove(e.exportPath("pvc-1/dir/.nfs000000000000000100000001")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()}); err != nil {

@@ -222,7 +222,7 @@ func TestDisposeClusterIDRetryAfterPartialDelete(t *testing.T) {
 	sh := acquireTestShare(t)
 	vol := testVolume("ns/pvc-1", OnDeleteDelete)
 	provisionFor(t, sh, vol, "cluster-a")
-	busyFile := filepath.Join(sh.Path(), "ns", "pvc-1", ".nfs0000000000abcd00000001")
+	busyFile := filepath.Join(sh.Path(), "ns", "pvc-1", ".nfs000000000000abcd00000001")
 	mustWrite(t, busyFile, "open on another node")
 	mustWrite(t, filepath.Join(sh.Path(), "ns", "pvc-1", "other"), "x")
 

@@ -299,7 +299,7 @@ func TestDisposeDeleteBusy(t *testing.T) {
 	sh := acquireTestShare(t)
 	vol := testVolume("ns/pvc-1", OnDeleteDelete)
 	mustProvision(t, sh, vol)
-	busyFile := filepath.Join(sh.Path(), "ns", "pvc-1", "sub", ".nfs0000000000abcd00000001")
+	busyFile := filepath.Join(sh.Path(), "ns", "pvc-1", "sub", ".nfs000000000000abcd00000001")
 	mustWrite(t, busyFile, "open on another node")
 	mustWrite(t, filepath.Join(sh.Path(), "ns", "pvc-1", "other"), "x")
 
@@ -308,7 +308,7 @@ func TestDisposeDeleteBusy(t *testing.T) {
 	if !errors.Is(err, ErrBusy) || !errors.As(err, &busy) {
 		t.Fatalf("Dispose with a busy file = %v, want a BusyError", err)
 	}
-	if len(busy.Files) != 1 || !strings.HasSuffix(busy.Files[0], "sub/.nfs0000000000abcd00000001") {
+	if len(busy.Files) != 1 || !strings.HasSuffix(busy.Files[0], "sub/.nfs000000000000abcd00000001") {
 		t.Errorf("busy files = %q", busy.Files)
 	}
 	if _, ok := readShareRecord(t, sh, vol.SubDir); !ok {
