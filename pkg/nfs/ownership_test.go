@@ -3,8 +3,11 @@
 package nfs
 
 import (
+	"errors"
+	"golang.org/x/sys/unix"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // A user's file named like .nfsrc used to be taken for a silly-renamed open
@@ -42,3 +45,126 @@ func TestIsSillyRename(t *testing.T) {
 		}
 	}
 }
+
+// A CreateVolume whose mkdir failed (here: an immutable parent, EPERM even
+// for root; on a real share also a root-squashed parent or EDQUOT)
+// used to leave its record behind: every later CreateVolume for the same
+// subDir under another name, such as the one of a PVC deleted and created
+// again, got AlreadyExists forever.
+func TestRegressionFailedMkdirRemovesItsRecord(t *testing.T) {
+	sh := acquireTestShare(t)
+	mustMkdirAll(t, filepath.Join(sh.Path(), "ns"))
+	setImmutable(t, filepath.Join(sh.Path(), "ns"), true)
+	vol := testVolume("ns/claim", OnDeleteDelete)
+	first := testRecord(vol)
+	first.Name = "pvc-first"
+	if _, err := Provision(sh, vol, first, nil, sameName(first)); err == nil {
+		t.Fatal("Provision under a file succeeded")
+	}
+	if rec, ok := readShareRecord(t, sh, vol.SubDir); ok {
+		t.Fatalf("the failed Provision left its record behind: %+v", rec)
+	}
+	setImmutable(t, filepath.Join(sh.Path(), "ns"), false)
+	second := testRecord(vol)
+	second.Name = "pvc-second"
+	if _, err := Provision(sh, vol, second, nil, sameName(second)); err != nil {
+		t.Fatalf("Provision for the recreated claim: %v", err)
+	}
+}
+
+// A record whose directory never appeared (a controller crashed between the
+// two steps, or its mkdir was abandoned on a timeout) used to hold the subDir
+// forever. Once it is older than StaleRecordAge, another volume reclaims it;
+// a younger one may be another replica's create in progress and is kept.
+func TestRegressionStaleRecordIsReclaimed(t *testing.T) {
+	sh := acquireTestShare(t)
+	recFd, err := sh.RecordDirFd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := testVolume("ns/claim", OnDeleteDelete)
+	crashed := testRecord(vol)
+	crashed.Name = "pvc-crashed"
+	crashed.Created = time.Now().Add(-time.Minute).Unix()
+	if err := CreateRecord(recFd, vol.SubDir, crashed); err != nil {
+		t.Fatal(err)
+	}
+	next := testRecord(vol)
+	next.Name = "pvc-next"
+	if _, err := Provision(sh, vol, next, nil, sameName(next)); !errors.Is(err, errConflictTest) {
+		t.Fatalf("Provision over a young record without directory = %v, want the conflict", err)
+	}
+	if err := DeleteRecord(recFd, vol.SubDir); err != nil {
+		t.Fatal(err)
+	}
+	crashed.Created = time.Now().Add(-StaleRecordAge - time.Minute).Unix()
+	if err := CreateRecord(recFd, vol.SubDir, crashed); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := Provision(sh, vol, next, nil, sameName(next))
+	if err != nil {
+		t.Fatalf("Provision over a stale record: %v", err)
+	}
+	if got, _ := readShareRecord(t, sh, vol.SubDir); got.Name != "pvc-next" || stored.Name != "pvc-next" {
+		t.Errorf("record after reclaim = %+v (returned %+v), want pvc-next's", got, stored)
+	}
+	if !exists(t, filepath.Join(sh.Path(), "ns", "claim")) {
+		t.Error("the reclaiming volume has no directory")
+	}
+
+	// A stale record whose directory exists is a live volume: never reclaimed.
+	vol2 := testVolume("ns/live", OnDeleteDelete)
+	live := testRecord(vol2)
+	live.Name = "pvc-live"
+	live.Created = time.Now().Add(-StaleRecordAge - time.Hour).Unix()
+	if err := CreateRecord(recFd, vol2.SubDir, live); err != nil {
+		t.Fatal(err)
+	}
+	mustMkdirAll(t, filepath.Join(sh.Path(), "ns", "live"))
+	other := testRecord(vol2)
+	other.Name = "pvc-other"
+	if _, err := Provision(sh, vol2, other, nil, sameName(other)); !errors.Is(err, errConflictTest) {
+		t.Fatalf("Provision over a live volume = %v, want the conflict", err)
+	}
+}
+
+// sameName is a compatible func that, like the controller's, refuses a record
+// of another name.
+func sameName(want Record) func(Record) error {
+	return func(stored Record) error {
+		if stored.Name != want.Name || stored.VolumeID != want.VolumeID {
+			return errConflictTest
+		}
+		return nil
+	}
+}
+
+// setImmutable sets or clears FS_IMMUTABLE_FL on dir (chattr +i), which
+// makes mkdir in it fail even for root. The test is skipped where the file
+// system or the missing CAP_LINUX_IMMUTABLE does not allow it.
+func setImmutable(t *testing.T, dir string, on bool) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		t.Skipf("FS_IOC_GETFLAGS on %s: %v", dir, err)
+	}
+	if on {
+		flags |= fsImmutableFL
+	} else {
+		flags &^= fsImmutableFL
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags)); err != nil {
+		t.Skipf("chattr on %s: %v", dir, err)
+	}
+	if on {
+		t.Cleanup(func() { setImmutable(t, dir, false) })
+	}
+}
+
+// fsImmutableFL is FS_IMMUTABLE_FL from linux/fs.h.
+const fsImmutableFL = 0x10

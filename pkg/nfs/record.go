@@ -1,11 +1,13 @@
 package nfs
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,6 +37,24 @@ type Record struct {
 	// directory is not its own. Empty when the controller had none, and in
 	// records written before the field existed.
 	ClusterID string `json:"clusterID,omitempty"`
+	// Created is when the record was claimed, in Unix seconds; zero in
+	// records written before the field existed. A record whose directory
+	// does not exist and that is older than StaleRecordAge protects nothing
+	// (its create crashed or was abandoned), and another volume reclaims it.
+	Created int64 `json:"t,omitempty"`
+}
+
+// StaleRecordAge is how old a record without its directory must be before
+// another volume may reclaim its subdirectory. A younger one may be another
+// controller replica's CreateVolume between its two steps. It is well above
+// the default operation timeout (30 s), after which a create that is still
+// blocked on the server has been given up by its caller.
+const StaleRecordAge = 5 * time.Minute
+
+// reclaimable reports whether rec, whose directory does not exist, may be
+// taken over at now: it is old enough, and it is not another cluster's.
+func (r Record) reclaimable(clusterID string, now time.Time) bool {
+	return !r.ForeignTo(clusterID) && now.Sub(time.Unix(r.Created, 0)) >= StaleRecordAge
 }
 
 // ForeignTo reports whether the record was written for another cluster than
@@ -88,18 +108,54 @@ func CreateRecord(recDirFd int, subDir string, rec Record) error {
 
 // ReadRecord returns the record of subDir, or ok=false when there is none.
 func ReadRecord(recDirFd int, subDir string) (rec Record, ok bool, err error) {
+	rec, _, ok, err = readRecordAt(recDirFd, recordKey(subDir), subDir)
+	return rec, ok, err
+}
+
+// readRecordAt reads the record stored under the entry name, and returns its
+// raw bytes too, for a compare-and-swap; subDir is for messages.
+func readRecordAt(recDirFd int, name, subDir string) (rec Record, raw string, ok bool, err error) {
 	buf := make([]byte, 4096)
-	n, err := unix.Readlinkat(recDirFd, recordKey(subDir), buf)
+	n, err := unix.Readlinkat(recDirFd, name, buf)
 	if err == unix.ENOENT {
-		return Record{}, false, nil
+		return Record{}, "", false, nil
 	}
 	if err != nil {
-		return Record{}, false, fmt.Errorf("read record %s/%s for %q: %w", RecordDir, recordKey(subDir), subDir, err)
+		return Record{}, "", false, fmt.Errorf("read record %s/%s for %q: %w", RecordDir, name, subDir, err)
 	}
 	if err := json.Unmarshal(buf[:n], &rec); err != nil {
-		return Record{}, false, fmt.Errorf("record %s/%s for %q is corrupt: %w", RecordDir, recordKey(subDir), subDir, err)
+		return Record{}, "", false, fmt.Errorf("record %s/%s for %q is corrupt: %w", RecordDir, name, subDir, err)
 	}
-	return rec, true, nil
+	return rec, string(buf[:n]), true, nil
+}
+
+// reclaimRecord removes the record of subDir if it still is exactly stale
+// (compared byte for byte), and reports whether the subdirectory is now free
+// to claim. NFS has no compare-and-delete, so the record is first renamed to
+// a name of this call's own: only one of two racing callers gets it. If what
+// was renamed is not the stale record (another caller reclaimed it and wrote
+// its own in between), it is linked back, which fails rather than overwrite
+// a record a third caller wrote meanwhile.
+func reclaimRecord(recDirFd int, subDir string, stale string) (bool, error) {
+	key := recordKey(subDir)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	tmp := "reclaim-" + key + "-" + hex.EncodeToString(b[:])
+	switch err := unix.Renameat(recDirFd, key, recDirFd, tmp); err {
+	case nil:
+	case unix.ENOENT:
+		return true, nil
+	default:
+		return false, fmt.Errorf("reclaim record %s/%s for %q: %w", RecordDir, key, subDir, err)
+	}
+	_, raw, ok, err := readRecordAt(recDirFd, tmp, subDir)
+	if err == nil && ok && raw == stale {
+		return true, ignoreNotExist(unix.Unlinkat(recDirFd, tmp, 0))
+	}
+	if lerr := unix.Linkat(recDirFd, tmp, recDirFd, key, 0); lerr != nil && lerr != unix.EEXIST {
+		return false, fmt.Errorf("restore record %s/%s for %q from %s: %w", RecordDir, key, subDir, tmp, lerr)
+	}
+	return false, ignoreNotExist(unix.Unlinkat(recDirFd, tmp, 0))
 }
 
 // DeleteRecord removes the record of subDir; a missing record is not an error.

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 )
 
 // Provision makes vol's directory on the share and records it as rec.
@@ -39,22 +40,12 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	}
 	rec.Version = 1
 	rec.Adopted = depth == len(strings.Split(vol.SubDir, "/"))
-	stored := rec
-	switch err := CreateRecord(recFd, vol.SubDir, rec); {
-	case errors.Is(err, ErrRecordExists):
-		var ok bool
-		stored, ok, err = ReadRecord(recFd, vol.SubDir)
-		if err != nil {
-			return Record{}, err
-		}
-		if !ok {
-			return Record{}, fmt.Errorf("volume %s: the record of %s vanished while it was read; retry", vol.ID(), vol.SubDir)
-		}
-		if err := compatible(stored); err != nil {
-			return stored, err
-		}
-	case err != nil:
-		return Record{}, err
+	if rec.Created == 0 {
+		rec.Created = time.Now().Unix()
+	}
+	stored, claimed, err := claimRecord(recFd, vol, rec, rec.Adopted, compatible)
+	if err != nil {
+		return stored, err
 	}
 	var fd int
 	var created []string
@@ -76,7 +67,15 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 		if fd >= 0 {
 			unix.Close(fd)
 		}
-		return stored, fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+		err = fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+		if claimed {
+			// The directory was not made, so the record protects nothing;
+			// left behind, it would refuse the subDir to every other name.
+			if derr := DeleteRecord(recFd, vol.SubDir); derr != nil {
+				return Record{}, fmt.Errorf("%w; and the record could not be rolled back: %v", err, derr)
+			}
+		}
+		return stored, err
 	}
 	if perm != nil {
 		defer unix.Close(fd)
@@ -85,6 +84,50 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 		}
 	}
 	return stored, nil
+}
+
+// claimRecord writes rec as the record of vol's subdirectory. When a record
+// exists, compatible decides whether it is this same volume (a retry: the
+// stored record is returned) or a conflict (its error is returned). A
+// conflicting record whose directory does not exist and that is older than
+// StaleRecordAge is reclaimed once. claimed says whether this call wrote the
+// record, so that it can roll it back when the directory cannot be made.
+func claimRecord(recFd int, vol Volume, rec Record, dirExists bool, compatible func(stored Record) error) (stored Record, claimed bool, err error) {
+	reclaimed := false
+	for attempt := 0; attempt < 3; attempt++ {
+		err := CreateRecord(recFd, vol.SubDir, rec)
+		if err == nil {
+			return rec, true, nil
+		}
+		if !errors.Is(err, ErrRecordExists) {
+			return Record{}, false, err
+		}
+		stored, raw, ok, err := readRecordAt(recFd, recordKey(vol.SubDir), vol.SubDir)
+		if err != nil {
+			return Record{}, false, err
+		}
+		if !ok {
+			continue // deleted between the two calls: claim it again
+		}
+		cerr := compatible(stored)
+		if cerr == nil {
+			return stored, false, nil
+		}
+		if dirExists || reclaimed || !stored.reclaimable(rec.ClusterID, time.Now()) {
+			return stored, false, cerr
+		}
+		reclaimed = true
+		free, err := reclaimRecord(recFd, vol.SubDir, raw)
+		if err != nil {
+			return stored, false, err
+		}
+		if free {
+			klog.InfoS("Reclaimed the stale record of a volume whose directory never appeared",
+				"volumeID", vol.ID(), "path", vol.Source(), "staleName", stored.Name, "staleVolumeID", stored.VolumeID,
+				"staleCreated", time.Unix(stored.Created, 0).UTC())
+		}
+	}
+	return Record{}, false, fmt.Errorf("volume %s: the record of %s on %s keeps changing under concurrent creates; retry", vol.ID(), vol.SubDir, vol.ShareSource())
 }
 
 // Disposal says what Dispose did.
