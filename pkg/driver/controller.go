@@ -177,7 +177,7 @@ func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Vol
 }
 
 func (d *Driver) createError(err error, name string, vol nfs.Volume) error {
-	if errors.Is(err, errConflict) {
+	if errors.Is(err, errConflict) || errors.Is(err, nfs.ErrNested) {
 		return status.Errorf(codes.AlreadyExists, "CreateVolume %s (volume %s): %v", name, vol.ID(), err)
 	}
 	return d.nfsStatus(err, vol.ID(), vol)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"golang.org/x/sys/unix"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -168,3 +169,135 @@ func setImmutable(t *testing.T, dir string, on bool) {
 
 // fsImmutableFL is FS_IMMUTABLE_FL from linux/fs.h.
 const fsImmutableFL = 0x10
+
+// Two StorageClasses on one share with subDirs "ns" and "ns/<name>" used to
+// put one volume inside the other: deleting the outer volume removed the
+// inner one's data while its PV was still bound. CreateVolume now refuses the
+// second of the two, in either order.
+func TestRegressionNestedVolumesAreRefused(t *testing.T) {
+	for _, tt := range []struct{ first, second string }{
+		{"k8s", "k8s/pvc-1"},
+		{"k8s/pvc-1", "k8s"},
+		{"a", "a/b/c"},
+		{"a/b/c", "a"},
+		{"a/b/c", "a/b"},
+	} {
+		t.Run(tt.first+" then "+tt.second, func(t *testing.T) {
+			sh := acquireTestShare(t)
+			first := testVolume(tt.first, OnDeleteDelete)
+			firstRec := mustProvision(t, sh, first)
+			second := testVolume(tt.second, OnDeleteDelete)
+			_, err := Provision(sh, second, testRecord(second), nil, sameVolume(testRecord(second)))
+			var nested *NestedError
+			if !errors.As(err, &nested) {
+				t.Fatalf("Provision(%s) after %s = %v, want a *NestedError", tt.second, tt.first, err)
+			}
+			if nested.OtherDir != tt.first || nested.Other.Name != firstRec.Name {
+				t.Errorf("the error names %s (%q), want %s (%q)", nested.OtherDir, nested.Other.Name, tt.first, firstRec.Name)
+			}
+			for _, want := range []string{tt.first, tt.second, firstRec.Name, first.ID()} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("message %q does not name %q", err, want)
+				}
+			}
+			if _, ok := readShareRecord(t, sh, tt.second); ok {
+				t.Error("the refused volume's record was left behind")
+			}
+			if strings.HasPrefix(tt.second, tt.first+"/") && exists(t, filepath.Join(sh.Path(), tt.second)) {
+				t.Error("the refused volume's directory was made")
+			}
+			// Once the first is gone, the second may be made.
+			if _, _, err := Dispose(sh, first, "", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			mustProvision(t, sh, second)
+		})
+	}
+}
+
+// An inner volume created by the code before the nesting checks (a record,
+// no markers) is found in the outer directory.
+func TestNestedVolumeOfOldCodeIsFound(t *testing.T) {
+	sh := acquireTestShare(t)
+	inner := testVolume("k8s/team/pvc-1", OnDeleteDelete)
+	writeOldRecord(t, sh, inner)
+	mustMkdirAll(t, filepath.Join(sh.Path(), "k8s", "team", "pvc-1"))
+	outer := testVolume("k8s", OnDeleteDelete)
+	_, err := Provision(sh, outer, testRecord(outer), nil, sameVolume(testRecord(outer)))
+	var nested *NestedError
+	if !errors.As(err, &nested) || nested.OtherDir != inner.SubDir {
+		t.Fatalf("Provision(k8s) over an old inner volume = %v, want a *NestedError naming %s", err, inner.SubDir)
+	}
+}
+
+// Volumes nested before this was refused (two records, one directory inside
+// the other): deleting the outer volume used to recurse through the inner
+// one's data, and deleting the inner one used to remove the outer's
+// directory through the parent marker of the directory it had created.
+func TestRegressionDeleteSparesNestedVolumes(t *testing.T) {
+	t.Run("outer deleted first", func(t *testing.T) {
+		sh := acquireTestShare(t)
+		outer, inner := testVolume("k8s", OnDeleteDelete), testVolume("k8s/pvc-1", OnDeleteDelete)
+		writeOldRecord(t, sh, inner)
+		mustWrite(t, filepath.Join(sh.Path(), "k8s", "pvc-1", "data.db"), "inner's data")
+		writeOldRecord(t, sh, outer)
+		mustWrite(t, filepath.Join(sh.Path(), "k8s", "outer.txt"), "outer's data")
+
+		done, _, err := Dispose(sh, outer, "", time.Now())
+		if err != nil || done != DeletedKeptNested {
+			t.Fatalf("Dispose(outer) = %q, %v; want %q", done, err, DeletedKeptNested)
+		}
+		if readFile(t, filepath.Join(sh.Path(), "k8s", "pvc-1", "data.db")) != "inner's data" {
+			t.Error("the inner volume's data changed")
+		}
+		if exists(t, filepath.Join(sh.Path(), "k8s", "outer.txt")) {
+			t.Error("the outer volume's data was kept")
+		}
+		if _, ok := readShareRecord(t, sh, "k8s"); ok {
+			t.Error("the outer volume's record was kept")
+		}
+		// The outer directory is now a parent, removed with the inner volume.
+		if done, _, err := Dispose(sh, inner, "", time.Now()); err != nil || done != Deleted {
+			t.Fatalf("Dispose(inner) = %q, %v", done, err)
+		}
+		if exists(t, filepath.Join(sh.Path(), "k8s")) {
+			t.Error("the former outer directory outlived its last volume")
+		}
+	})
+	t.Run("inner deleted first", func(t *testing.T) {
+		sh := acquireTestShare(t)
+		outer, inner := testVolume("k8s", OnDeleteDelete), testVolume("k8s/pvc-1", OnDeleteDelete)
+		recFd, err := sh.RecordDirFd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The inner volume made k8s, with a parent marker; the outer one was
+		// then created over the existing directory.
+		mustMkdirAll(t, filepath.Join(sh.Path(), "k8s", "pvc-1"))
+		if err := CreateParentMarker(recFd, "k8s"); err != nil {
+			t.Fatal(err)
+		}
+		writeOldRecord(t, sh, inner)
+		writeOldRecord(t, sh, outer)
+
+		if _, _, err := Dispose(sh, inner, "", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if !exists(t, filepath.Join(sh.Path(), "k8s")) {
+			t.Error("deleting the inner volume removed the outer volume's directory")
+		}
+	})
+}
+
+// writeOldRecord writes vol's record as the code before nesting checks did:
+// a record without markers.
+func writeOldRecord(t *testing.T, sh *Share, vol Volume) {
+	t.Helper()
+	recFd, err := sh.RecordDirFd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateRecord(recFd, vol.SubDir, testRecord(vol)); err != nil {
+		t.Fatal(err)
+	}
+}

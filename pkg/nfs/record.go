@@ -42,7 +42,14 @@ type Record struct {
 	// does not exist and that is older than StaleRecordAge protects nothing
 	// (its create crashed or was abandoned), and another volume reclaims it.
 	Created int64 `json:"t,omitempty"`
+	// Tombstone marks the record of a volume deleted with onDelete=retain:
+	// its directory and data stay, the volume is gone. Only a new volume of
+	// the same claim adopts the directory again.
+	Tombstone bool `json:"tombstone,omitempty"`
 }
+
+// live reports whether the record is a volume's and not a tombstone.
+func (r Record) live() bool { return !r.Tombstone }
 
 // StaleRecordAge is how old a record without its directory must be before
 // another volume may reclaim its subdirectory. A younger one may be another
@@ -197,4 +204,18 @@ func DeleteParentMarker(recDirFd int, dir string) error {
 		return fmt.Errorf("remove parent marker %s/%s for %q: %w", RecordDir, markerKey(dir), dir, err)
 	}
 	return nil
+}
+
+// hasRecord reports whether subDir has a record (a volume's or a tombstone),
+// with one lookup and no read.
+func hasRecord(recDirFd int, subDir string) (bool, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(recDirFd, recordKey(subDir), &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up record %s/%s for %q: %w", RecordDir, recordKey(subDir), subDir, err)
+	}
+	return true, nil
 }

@@ -47,6 +47,26 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	if err != nil {
 		return stored, err
 	}
+	// rollback forgets a record this call wrote, when the volume cannot be made.
+	rollback := func(err error) error {
+		if !claimed {
+			return err
+		}
+		derr := DeleteRecord(recFd, vol.SubDir)
+		if derr == nil {
+			derr = unmarkNested(recFd, vol.SubDir)
+		}
+		if derr != nil {
+			return fmt.Errorf("%w; and the record could not be rolled back: %v", err, derr)
+		}
+		return err
+	}
+	if err := markNested(recFd, vol.SubDir); err != nil {
+		return Record{}, rollback(err)
+	}
+	if err := checkNested(sh, recFd, vol, rec.Adopted); err != nil {
+		return stored, rollback(err)
+	}
 	var fd int
 	var created []string
 	if perm != nil {
@@ -67,15 +87,9 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 		if fd >= 0 {
 			unix.Close(fd)
 		}
-		err = fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
-		if claimed {
-			// The directory was not made, so the record protects nothing;
-			// left behind, it would refuse the subDir to every other name.
-			if derr := DeleteRecord(recFd, vol.SubDir); derr != nil {
-				return Record{}, fmt.Errorf("%w; and the record could not be rolled back: %v", err, derr)
-			}
-		}
-		return stored, err
+		// The directory was not made, so the record protects nothing; left
+		// behind, it would refuse the subDir to every other name.
+		return stored, rollback(fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err))
 	}
 	if perm != nil {
 		defer unix.Close(fd)
@@ -135,13 +149,16 @@ type Disposal string
 
 // What Dispose can do to a volume's directory.
 const (
-	Deleted     Disposal = "deleted"
-	Archived    Disposal = "archived"
-	Retained    Disposal = "retained"
-	NotOurs     Disposal = "left in place: no creation record (a static volume, or already deleted)"
-	OtherOwner  Disposal = "left in place: the directory's creation record belongs to another volume ID"
-	ShareRootNo Disposal = "left in place: a volume that is the share root is never deleted"
-	Adopted     Disposal = "left in place: the directory existed before the volume was created"
+	Deleted Disposal = "deleted"
+	// DeletedKeptNested: the data is gone, but directories of other volumes
+	// inside it (created before nesting was refused) and their way up stay.
+	DeletedKeptNested Disposal = "deleted, except the directories of other volumes inside it"
+	Archived          Disposal = "archived"
+	Retained          Disposal = "retained"
+	NotOurs           Disposal = "left in place: no creation record (a static volume, or already deleted)"
+	OtherOwner        Disposal = "left in place: the directory's creation record belongs to another volume ID"
+	ShareRootNo       Disposal = "left in place: a volume that is the share root is never deleted"
+	Adopted           Disposal = "left in place: the directory existed before the volume was created"
 )
 
 // ForeignClusterError is Dispose's refusal to act on a volume whose creation
@@ -214,30 +231,55 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 		}
 		done = Archived
 	default:
-		if err := removeVolumeDir(sh.RootFd(), recFd, vol.SubDir); err != nil {
+		kept, err := removeVolumeDir(sh.RootFd(), recFd, vol.SubDir)
+		if err != nil {
 			return "", "", fmt.Errorf("volume %s: delete %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 		}
 		done = Deleted
+		if len(kept) > 0 {
+			// What is left is only the way to other volumes: a parent like
+			// the ones templates make, removed with the last of them.
+			if err := CreateParentMarker(recFd, vol.SubDir); err != nil {
+				return "", "", err
+			}
+			done = DeletedKeptNested
+			klog.InfoS("Deleted a volume's data but kept the directories of other volumes inside it",
+				"volumeID", vol.ID(), "path", vol.Source(), "kept", kept)
+		}
 	}
 	if err := DeleteRecord(recFd, vol.SubDir); err != nil {
+		return "", "", err
+	}
+	if err := unmarkNested(recFd, vol.SubDir); err != nil {
 		return "", "", err
 	}
 	return done, archivedAs, nil
 }
 
-func removeVolumeDir(rootFd, recFd int, subDir string) error {
+// removeVolumeDir removes a volume's directory, except the directories inside
+// it that have records of their own (kept, share-relative), and then the
+// parents the driver made that are now empty and are not volumes themselves.
+func removeVolumeDir(rootFd, recFd int, subDir string) (kept []string, err error) {
 	parent, base := splitParent(subDir)
 	pfd, err := openParent(rootFd, parent)
 	if err != nil {
-		return ignoreNotExist(err)
+		return nil, ignoreNotExist(err)
 	}
-	err = RemoveTreeAt(pfd, base)
+	kept, err = removeTree(pfd, base, subDir, func(rel string) (bool, error) { return hasRecord(recFd, rel) })
 	closeUnlessRoot(pfd, rootFd)
-	if err != nil {
-		return err
+	if err != nil || len(kept) > 0 {
+		return kept, err
 	}
-	return RemoveEmptyParents(rootFd, subDir,
-		func(dir string) (bool, error) { return HasParentMarker(recFd, dir) },
+	return nil, RemoveEmptyParents(rootFd, subDir,
+		func(dir string) (bool, error) {
+			// A parent that became a volume itself (an outer volume created
+			// after the inner one made the directory) is that volume's.
+			if owned, err := HasParentMarker(recFd, dir); err != nil || !owned {
+				return false, err
+			}
+			isVolume, err := hasRecord(recFd, dir)
+			return !isVolume, err
+		},
 		func(dir string) error { return DeleteParentMarker(recFd, dir) })
 }
 

@@ -634,7 +634,7 @@ func TestShareRootFdSurvivesEveryWalk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := removeVolumeDir(root, recFd, subDir); err != nil {
+		if _, err := removeVolumeDir(root, recFd, subDir); err != nil {
 			t.Fatal(err)
 		}
 		alive("removeVolumeDir " + subDir)
