@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -126,7 +127,13 @@ func TestDeleteVolumeClusterID(t *testing.T) {
 			if err := deleteVolume(creator, id); err != nil {
 				t.Fatalf("DeleteVolume by the creating cluster: %v", err)
 			}
-			if got := e.records(t); len(got) != 0 {
+			got := e.records(t)
+			if tc.policy == "retain" {
+				// retain leaves a tombstone naming the volume.
+				if len(got) != 1 || !strings.Contains(got[0], `"tombstone":true`) {
+					t.Errorf("records left after the owner's retaining DeleteVolume: %q, want one tombstone", got)
+				}
+			} else if len(got) != 0 {
 				t.Errorf("records left after the owner's DeleteVolume: %q", got)
 			}
 		})

@@ -129,14 +129,21 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if prev, ok := d.names.get(name); ok && prev != id {
 		return nil, status.Errorf(codes.AlreadyExists, "CreateVolume %s: a volume of this name already exists as %s, with other parameters; delete it first or use another name", name, prev)
 	}
-	rec := nfs.Record{Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID}
+	rec := nfs.Record{
+		Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID,
+		ClaimNamespace: params.TemplateValues[nfs.VarPVCNamespace], ClaimName: params.TemplateValues[nfs.VarPVCName],
+	}
 
 	stored, err := runLocked(d, ctx, id, func(ctx context.Context) (nfs.Record, error) {
 		var stored nfs.Record
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
 			var err error
-			stored, err = nfs.Provision(sh, vol, rec, params.MountPermissions, func(stored nfs.Record) error {
-				return compatibleRecord(stored, rec, req.GetCapacityRange(), vol)
+			stored, err = nfs.Provision(sh, vol, rec, nfs.ProvisionOptions{
+				Perm:          params.MountPermissions,
+				AdoptExisting: params.AdoptExisting,
+				Compatible: func(stored nfs.Record) error {
+					return compatibleRecord(stored, rec, req.GetCapacityRange(), vol)
+				},
 			})
 			return err
 		})
@@ -163,7 +170,7 @@ func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Vol
 		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q of cluster %q, and this controller %s; a volume of another cluster is never claimed. Give each cluster its own share or subDir (for example a subDir template that starts with the cluster's name)",
 			errConflict, vol.SubDir, vol.ShareSource(), stored.Name, stored.ClusterID, nfs.DescribeClusterID(want.ClusterID))
 	case stored.Name != want.Name:
-		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q; make the subDir template unique per PVC (include ${pvc.metadata.name} or ${pv.metadata.name})",
+		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q; make the subDir template unique per PVC, such as ${pvc.metadata.namespace}/${pvc.metadata.name}",
 			errConflict, vol.SubDir, vol.ShareSource(), stored.Name)
 	case stored.VolumeID != want.VolumeID:
 		return fmt.Errorf("%w: volume %q exists as %s, with other parameters", errConflict, stored.Name, stored.VolumeID)
@@ -177,7 +184,7 @@ func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Vol
 }
 
 func (d *Driver) createError(err error, name string, vol nfs.Volume) error {
-	if errors.Is(err, errConflict) || errors.Is(err, nfs.ErrNested) {
+	if errors.Is(err, errConflict) || errors.Is(err, nfs.ErrNested) || errors.Is(err, nfs.ErrAdoption) {
 		return status.Errorf(codes.AlreadyExists, "CreateVolume %s (volume %s): %v", name, vol.ID(), err)
 	}
 	return d.nfsStatus(err, vol.ID(), vol)

@@ -59,7 +59,7 @@ func TestRegressionFailedMkdirRemovesItsRecord(t *testing.T) {
 	vol := testVolume("ns/claim", OnDeleteDelete)
 	first := testRecord(vol)
 	first.Name = "pvc-first"
-	if _, err := Provision(sh, vol, first, nil, sameName(first)); err == nil {
+	if _, err := Provision(sh, vol, first, ProvisionOptions{Compatible: sameName(first)}); err == nil {
 		t.Fatal("Provision under a file succeeded")
 	}
 	if rec, ok := readShareRecord(t, sh, vol.SubDir); ok {
@@ -68,7 +68,7 @@ func TestRegressionFailedMkdirRemovesItsRecord(t *testing.T) {
 	setImmutable(t, filepath.Join(sh.Path(), "ns"), false)
 	second := testRecord(vol)
 	second.Name = "pvc-second"
-	if _, err := Provision(sh, vol, second, nil, sameName(second)); err != nil {
+	if _, err := Provision(sh, vol, second, ProvisionOptions{Compatible: sameName(second)}); err != nil {
 		t.Fatalf("Provision for the recreated claim: %v", err)
 	}
 }
@@ -92,7 +92,7 @@ func TestRegressionStaleRecordIsReclaimed(t *testing.T) {
 	}
 	next := testRecord(vol)
 	next.Name = "pvc-next"
-	if _, err := Provision(sh, vol, next, nil, sameName(next)); !errors.Is(err, errConflictTest) {
+	if _, err := Provision(sh, vol, next, ProvisionOptions{Compatible: sameName(next)}); !errors.Is(err, errConflictTest) {
 		t.Fatalf("Provision over a young record without directory = %v, want the conflict", err)
 	}
 	if err := DeleteRecord(recFd, vol.SubDir); err != nil {
@@ -102,7 +102,7 @@ func TestRegressionStaleRecordIsReclaimed(t *testing.T) {
 	if err := CreateRecord(recFd, vol.SubDir, crashed); err != nil {
 		t.Fatal(err)
 	}
-	stored, err := Provision(sh, vol, next, nil, sameName(next))
+	stored, err := Provision(sh, vol, next, ProvisionOptions{Compatible: sameName(next)})
 	if err != nil {
 		t.Fatalf("Provision over a stale record: %v", err)
 	}
@@ -124,7 +124,7 @@ func TestRegressionStaleRecordIsReclaimed(t *testing.T) {
 	mustMkdirAll(t, filepath.Join(sh.Path(), "ns", "live"))
 	other := testRecord(vol2)
 	other.Name = "pvc-other"
-	if _, err := Provision(sh, vol2, other, nil, sameName(other)); !errors.Is(err, errConflictTest) {
+	if _, err := Provision(sh, vol2, other, ProvisionOptions{Compatible: sameName(other)}); !errors.Is(err, errConflictTest) {
 		t.Fatalf("Provision over a live volume = %v, want the conflict", err)
 	}
 }
@@ -187,7 +187,7 @@ func TestRegressionNestedVolumesAreRefused(t *testing.T) {
 			first := testVolume(tt.first, OnDeleteDelete)
 			firstRec := mustProvision(t, sh, first)
 			second := testVolume(tt.second, OnDeleteDelete)
-			_, err := Provision(sh, second, testRecord(second), nil, sameVolume(testRecord(second)))
+			_, err := Provision(sh, second, testRecord(second), ProvisionOptions{Compatible: sameVolume(testRecord(second))})
 			var nested *NestedError
 			if !errors.As(err, &nested) {
 				t.Fatalf("Provision(%s) after %s = %v, want a *NestedError", tt.second, tt.first, err)
@@ -223,7 +223,7 @@ func TestNestedVolumeOfOldCodeIsFound(t *testing.T) {
 	writeOldRecord(t, sh, inner)
 	mustMkdirAll(t, filepath.Join(sh.Path(), "k8s", "team", "pvc-1"))
 	outer := testVolume("k8s", OnDeleteDelete)
-	_, err := Provision(sh, outer, testRecord(outer), nil, sameVolume(testRecord(outer)))
+	_, err := Provision(sh, outer, testRecord(outer), ProvisionOptions{Compatible: sameVolume(testRecord(outer))})
 	var nested *NestedError
 	if !errors.As(err, &nested) || nested.OtherDir != inner.SubDir {
 		t.Fatalf("Provision(k8s) over an old inner volume = %v, want a *NestedError naming %s", err, inner.SubDir)

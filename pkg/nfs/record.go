@@ -46,6 +46,20 @@ type Record struct {
 	// its directory and data stay, the volume is gone. Only a new volume of
 	// the same claim adopts the directory again.
 	Tombstone bool `json:"tombstone,omitempty"`
+	// ClaimNamespace and ClaimName name the PVC the volume was created for
+	// (csi-provisioner's csi.storage.k8s.io/pvc/namespace and pvc/name
+	// parameters); empty when the provisioner did not pass them. A tombstone's
+	// directory is adopted again only by a volume of the same claim.
+	ClaimNamespace string `json:"pvcNamespace,omitempty"`
+	ClaimName      string `json:"pvcName,omitempty"`
+}
+
+// Claim is "namespace/name" of the record's PVC, or empty when unknown.
+func (r Record) Claim() string {
+	if r.ClaimNamespace == "" || r.ClaimName == "" {
+		return ""
+	}
+	return r.ClaimNamespace + "/" + r.ClaimName
 }
 
 // live reports whether the record is a volume's and not a tombstone.
@@ -95,15 +109,11 @@ func OpenRecordDir(rootFd int) (int, error) {
 // CreateRecord writes rec for subDir, failing with ErrRecordExists if any
 // record already holds that subdirectory.
 func CreateRecord(recDirFd int, subDir string, rec Record) error {
-	rec.Version = 1
-	data, err := json.Marshal(rec)
+	data, err := encodeRecord(subDir, rec)
 	if err != nil {
 		return err
 	}
-	if len(data) >= 4096 {
-		return fmt.Errorf("record for %q is %d bytes, over the 4095-byte symlink limit", subDir, len(data))
-	}
-	err = unix.Symlinkat(string(data), recDirFd, recordKey(subDir))
+	err = unix.Symlinkat(data, recDirFd, recordKey(subDir))
 	if err == unix.EEXIST {
 		return ErrRecordExists
 	}
@@ -111,6 +121,41 @@ func CreateRecord(recDirFd int, subDir string, rec Record) error {
 		return fmt.Errorf("write record %s/%s for %q: %w", RecordDir, recordKey(subDir), subDir, err)
 	}
 	return nil
+}
+
+// UpdateRecord replaces the record of subDir with rec in one step: it is
+// written under a name of its own and renamed over the old one, which NFS
+// does atomically, so a reader sees the old record or the new one.
+func UpdateRecord(recDirFd int, subDir string, rec Record) error {
+	data, err := encodeRecord(subDir, rec)
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	key := recordKey(subDir)
+	tmp := "update-" + key + "-" + hex.EncodeToString(b[:])
+	if err := unix.Symlinkat(data, recDirFd, tmp); err != nil {
+		return fmt.Errorf("write record %s/%s for %q: %w", RecordDir, tmp, subDir, err)
+	}
+	if err := unix.Renameat(recDirFd, tmp, recDirFd, key); err != nil {
+		_ = unix.Unlinkat(recDirFd, tmp, 0)
+		return fmt.Errorf("replace record %s/%s for %q: %w", RecordDir, key, subDir, err)
+	}
+	return nil
+}
+
+// encodeRecord renders rec as a symlink target.
+func encodeRecord(subDir string, rec Record) (string, error) {
+	rec.Version = 1
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return "", err
+	}
+	if len(data) >= 4096 {
+		return "", fmt.Errorf("record for %q is %d bytes, over the 4095-byte symlink limit", subDir, len(data))
+	}
+	return string(data), nil
 }
 
 // ReadRecord returns the record of subDir, or ok=false when there is none.

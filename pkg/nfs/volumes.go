@@ -22,11 +22,13 @@ import (
 // directory. When a record already exists, compatible decides whether it is
 // this same volume (a retry: the directory is made sure of and the stored
 // record returned) or a conflict (its error is returned with the stored record).
-// A directory that existed before is adopted, never deleted later; parents
-// that the driver creates get a marker, so that only they are removed with
-// their last volume. perm, when not nil, is applied to the volume directory
-// with fchmod, so the process umask does not matter.
-func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(stored Record) error) (Record, error) {
+// A directory that existed before is adopted (and never deleted later) only
+// when it is the retained directory of the same claim, or when
+// opts.AdoptExisting allows a directory the driver knows nothing about;
+// otherwise an *AdoptionError says so. Parents that the driver creates get a
+// marker, so that only they are removed with their last volume.
+func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record, error) {
+	perm, compatible := opts.Perm, opts.Compatible
 	if vol.SubDir == "" {
 		return Record{}, fmt.Errorf("volume %s: refusing to provision the share root of %s", vol.ID(), vol.ShareSource())
 	}
@@ -43,7 +45,7 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	if rec.Created == 0 {
 		rec.Created = time.Now().Unix()
 	}
-	stored, claimed, err := claimRecord(recFd, vol, rec, rec.Adopted, compatible)
+	stored, claimed, unknownDir, err := claimRecord(recFd, vol, rec, compatible)
 	if err != nil {
 		return stored, err
 	}
@@ -66,6 +68,9 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	}
 	if err := checkNested(sh, recFd, vol, rec.Adopted); err != nil {
 		return stored, rollback(err)
+	}
+	if unknownDir && !opts.AdoptExisting {
+		return Record{}, rollback(&AdoptionError{Volume: vol, Claim: rec.Claim()})
 	}
 	var fd int
 	var created []string
@@ -100,48 +105,124 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	return stored, nil
 }
 
+// ProvisionOptions are Provision's choices beyond the record.
+type ProvisionOptions struct {
+	// Perm, when not nil, is applied to the volume directory with fchmod, so
+	// the process umask does not matter.
+	Perm *uint32
+	// AdoptExisting lets a volume take over a directory that exists without
+	// any record (the StorageClass's adoptExisting: "true").
+	AdoptExisting bool
+	// Compatible decides whether an existing record is this same volume (a
+	// retry) or a conflict, whose error it returns.
+	Compatible func(stored Record) error
+}
+
+// ErrAdoption is the refusal to hand an existing directory's data to a new
+// volume.
+var ErrAdoption = errors.New("the directory exists and is not this claim's")
+
+// AdoptionError explains why an existing directory was not adopted.
+type AdoptionError struct {
+	Volume Volume
+	// Tombstone is the record of the retained volume that left the directory;
+	// nil when the driver knows nothing about the directory.
+	Tombstone *Record
+	// Claim is the new volume's claim, "namespace/name", possibly empty.
+	Claim string
+}
+
+func (e *AdoptionError) Error() string {
+	v := e.Volume
+	if e.Tombstone == nil {
+		return fmt.Sprintf("%v: directory %s on %s already exists, and no record says which volume it belongs to; "+
+			"its data is handed to a new volume only when the StorageClass says so with adoptExisting: \"true\". "+
+			"Set that if the directory is meant for this claim; otherwise remove or rename the directory, "+
+			"or give the class a subDir template that is unique per claim, such as ${pvc.metadata.namespace}/${pvc.metadata.name}",
+			ErrAdoption, v.SubDir, v.ShareSource())
+	}
+	ts := e.Tombstone
+	return fmt.Sprintf("%v: directory %s on %s holds the retained data of volume %q (%s) of claim %s, deleted with onDelete: retain; "+
+		"only a claim of that same namespace and name adopts it, and this one is %s. "+
+		"Use a subDir template that includes the namespace, such as ${pvc.metadata.namespace}/${pvc.metadata.name}; "+
+		"to hand the data to another claim on purpose, remove the tombstone %s on %s by hand and set adoptExisting: \"true\"",
+		ErrAdoption, v.SubDir, v.ShareSource(), ts.Name, ts.VolumeID, describeClaim(ts.Claim()), describeClaim(e.Claim),
+		path.Join(v.Share, RecordDir, recordKey(v.SubDir)), v.Server)
+}
+
+func (e *AdoptionError) Unwrap() error { return ErrAdoption }
+
+func describeClaim(c string) string {
+	if c == "" {
+		return "unknown (CreateVolume had no csi.storage.k8s.io/pvc/namespace and pvc/name parameters: run csi-provisioner with --extra-create-metadata)"
+	}
+	return c
+}
+
 // claimRecord writes rec as the record of vol's subdirectory. When a record
 // exists, compatible decides whether it is this same volume (a retry: the
 // stored record is returned) or a conflict (its error is returned). A
 // conflicting record whose directory does not exist and that is older than
-// StaleRecordAge is reclaimed once. claimed says whether this call wrote the
-// record, so that it can roll it back when the directory cannot be made.
-func claimRecord(recFd int, vol Volume, rec Record, dirExists bool, compatible func(stored Record) error) (stored Record, claimed bool, err error) {
+// StaleRecordAge, or a tombstone whose directory is gone, is reclaimed once;
+// so is a tombstone of the same claim, whose directory is then adopted.
+// claimed says whether this call wrote the record, so that it can roll it back when
+// the directory cannot be made; unknownDir, whether the directory existed with
+// no record at all, so that adoptExisting decides.
+func claimRecord(recFd int, vol Volume, rec Record, compatible func(stored Record) error) (stored Record, claimed, unknownDir bool, err error) {
+	dirExists := rec.Adopted
 	reclaimed := false
 	for attempt := 0; attempt < 3; attempt++ {
 		err := CreateRecord(recFd, vol.SubDir, rec)
 		if err == nil {
-			return rec, true, nil
+			return rec, true, dirExists && !reclaimed, nil
 		}
 		if !errors.Is(err, ErrRecordExists) {
-			return Record{}, false, err
+			return Record{}, false, false, err
 		}
 		stored, raw, ok, err := readRecordAt(recFd, recordKey(vol.SubDir), vol.SubDir)
 		if err != nil {
-			return Record{}, false, err
+			return Record{}, false, false, err
 		}
 		if !ok {
 			continue // deleted between the two calls: claim it again
 		}
-		cerr := compatible(stored)
-		if cerr == nil {
-			return stored, false, nil
+		var cerr error
+		switch {
+		case stored.Tombstone && stored.ForeignTo(rec.ClusterID):
+			cerr = compatible(stored)
+		case stored.Tombstone && !dirExists:
+			// The retained directory was removed: nothing left to protect.
+		case stored.Tombstone && stored.Claim() != "" && stored.Claim() == rec.Claim():
+			// The same claim, created again: it gets its data back.
+		case stored.Tombstone:
+			cerr = &AdoptionError{Volume: vol, Tombstone: &stored, Claim: rec.Claim()}
+		default:
+			cerr = compatible(stored)
+			if cerr == nil {
+				return stored, false, false, nil
+			}
+			if !dirExists && stored.reclaimable(rec.ClusterID, time.Now()) {
+				cerr = nil
+			}
 		}
-		if dirExists || reclaimed || !stored.reclaimable(rec.ClusterID, time.Now()) {
-			return stored, false, cerr
+		if cerr != nil {
+			return stored, false, false, cerr
+		}
+		if reclaimed {
+			return stored, false, false, fmt.Errorf("volume %s: the record of %s on %s changed while it was reclaimed; retry", vol.ID(), vol.SubDir, vol.ShareSource())
 		}
 		reclaimed = true
 		free, err := reclaimRecord(recFd, vol.SubDir, raw)
 		if err != nil {
-			return stored, false, err
+			return stored, false, false, err
 		}
 		if free {
-			klog.InfoS("Reclaimed the stale record of a volume whose directory never appeared",
+			klog.InfoS("Reclaimed a record: a volume whose directory never appeared, or a retained volume's tombstone",
 				"volumeID", vol.ID(), "path", vol.Source(), "staleName", stored.Name, "staleVolumeID", stored.VolumeID,
 				"staleCreated", time.Unix(stored.Created, 0).UTC())
 		}
 	}
-	return Record{}, false, fmt.Errorf("volume %s: the record of %s on %s keeps changing under concurrent creates; retry", vol.ID(), vol.SubDir, vol.ShareSource())
+	return Record{}, false, false, fmt.Errorf("volume %s: the record of %s on %s keeps changing under concurrent creates; retry", vol.ID(), vol.SubDir, vol.ShareSource())
 }
 
 // Disposal says what Dispose did.
@@ -219,6 +300,9 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 	if rec.ForeignTo(clusterID) {
 		return "", "", &ForeignClusterError{Volume: vol, RecordCluster: rec.ClusterID, Cluster: clusterID}
 	}
+	if rec.Tombstone {
+		return Retained, "", nil // a retry: the volume is already gone
+	}
 	switch {
 	case vol.OnDelete == OnDeleteRetain:
 		done = Retained
@@ -247,7 +331,15 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 				"volumeID", vol.ID(), "path", vol.Source(), "kept", kept)
 		}
 	}
-	if err := DeleteRecord(recFd, vol.SubDir); err != nil {
+	if done == Retained {
+		// The tombstone keeps the directory from being handed to another
+		// claim with the data in it.
+		rec.Tombstone = true
+		err = UpdateRecord(recFd, vol.SubDir, rec)
+	} else {
+		err = DeleteRecord(recFd, vol.SubDir)
+	}
+	if err != nil {
 		return "", "", err
 	}
 	if err := unmarkNested(recFd, vol.SubDir); err != nil {
