@@ -169,10 +169,10 @@ func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Vol
 	case stored.ForeignTo(want.ClusterID):
 		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q of cluster %q, and this controller %s; a volume of another cluster is never claimed. Give each cluster its own share or subDir (for example a subDir template that starts with the cluster's name)",
 			errConflict, vol.SubDir, vol.ShareSource(), stored.Name, stored.ClusterID, nfs.DescribeClusterID(want.ClusterID))
-	case stored.Name != want.Name:
+	case !stored.HasName(want.Name):
 		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q; make the subDir template unique per PVC, such as ${pvc.metadata.namespace}/${pvc.metadata.name}",
 			errConflict, vol.SubDir, vol.ShareSource(), stored.Name)
-	case stored.VolumeID != want.VolumeID:
+	case !stored.IsVolume(want.VolumeID):
 		return fmt.Errorf("%w: volume %q exists as %s, with other parameters", errConflict, stored.Name, stored.VolumeID)
 	case stored.MountPermissions != want.MountPermissions:
 		return fmt.Errorf("%w: volume %q exists with mountPermissions %q, not %q", errConflict, stored.Name, stored.MountPermissions, want.MountPermissions)

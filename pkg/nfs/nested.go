@@ -20,7 +20,8 @@ import (
 // Descendants are found through markers beside the records: a volume writes,
 // for each of its ancestors P, a flag "has-<key(P)>" (never removed, so that
 // its absence proves that no volume was ever created below P) and a pair
-// marker "sub-<key(P)>-<key(subDir)>" whose target is its subDir (removed
+// marker "sub-<key(P)>-<key(subDir)>" whose target is its subDir relative to
+// P, so that it stays under the 1,024-byte symlink limit of XFS (removed
 // with the volume). Each side writes its own record and markers before it
 // looks for the other's, so of two racing creates at least one sees the
 // other. Volumes created before the markers existed sit in directories: when
@@ -77,7 +78,7 @@ func markNested(recFd int, subDir string) error {
 	for _, p := range ancestors(subDir) {
 		for _, m := range []struct{ name, target string }{
 			{hasDescendantsKey(p), p},
-			{descendantKey(p, subDir), subDir},
+			{descendantKey(p, subDir), subDir[len(p)+1:]},
 		} {
 			if err := unix.Symlinkat(m.target, recFd, m.name); err != nil && err != unix.EEXIST {
 				return fmt.Errorf("write marker %s/%s for %q: %w", RecordDir, m.name, subDir, err)
@@ -130,11 +131,11 @@ func checkNested(sh *Share, recFd int, vol Volume, dirExists bool) error {
 		if !ok || !names[key] {
 			continue
 		}
-		sub, err := readLink(recFd, name)
+		rel, err := readLink(recFd, name)
 		if err != nil {
 			return err
 		}
-		if err := nestedRecord(recFd, vol, sub); err != nil {
+		if err := nestedRecord(recFd, vol, vol.SubDir+"/"+rel); err != nil {
 			return err
 		}
 	}

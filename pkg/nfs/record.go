@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -83,7 +84,7 @@ func (r Record) reclaimable(clusterID string, now time.Time) bool {
 // empty). A record that names no cluster belongs to whichever controller
 // finds it, as records always did.
 func (r Record) ForeignTo(clusterID string) bool {
-	return r.ClusterID != "" && r.ClusterID != clusterID
+	return r.ClusterID != "" && !fieldMatches(r.ClusterID, clusterID)
 }
 
 // RecordDir is the records directory under the share root.
@@ -145,17 +146,84 @@ func UpdateRecord(recDirFd int, subDir string, rec Record) error {
 	return nil
 }
 
-// encodeRecord renders rec as a symlink target.
+// MaxRecordLen is the longest record written: XFS and several NAS filers cap
+// a symlink target at 1,024 bytes, and a record is one.
+const MaxRecordLen = 1023
+
+// hashedPrefix starts a record field stored as a hash because the record
+// would not fit in MaxRecordLen otherwise.
+const hashedPrefix = "sha256:"
+
+// hashField is the stored form of a field too long to keep: enough of a hash
+// to compare with, not to read.
+func hashField(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hashedPrefix + hex.EncodeToString(sum[:16])
+}
+
+// fieldMatches reports whether a stored field, kept or hashed, holds v.
+func fieldMatches(stored, v string) bool {
+	return stored == v || strings.HasPrefix(stored, hashedPrefix) && stored == hashField(v)
+}
+
+// IsVolume reports whether the record is of the volume with this ID.
+func (r Record) IsVolume(id string) bool { return fieldMatches(r.VolumeID, id) }
+
+// HasName reports whether the record is of the volume of this CSI name.
+func (r Record) HasName(name string) bool { return fieldMatches(r.Name, name) }
+
+// sameClaim reports whether both records name one and the same claim.
+func (r Record) sameClaim(o Record) bool {
+	return r.Claim() != "" && o.Claim() != "" &&
+		fieldMatches(r.ClaimNamespace, o.ClaimNamespace) && fieldMatches(r.ClaimName, o.ClaimName)
+}
+
+// encodeRecord renders rec as a symlink target of at most MaxRecordLen
+// bytes. A record that fits is written as version 1, which every version of
+// the driver reads. One that does not (long share paths, subDirs, names or
+// cluster IDs; the volume ID alone can reach 2.3 KB) keeps its longest free
+// text fields as hashes, longest first, until it fits, and is version 2:
+// comparisons (IsVolume, HasName, the claim, the cluster) still work, the
+// message of a conflict shows the hash. What goes is what the controller
+// can rebuild: the volume ID from the request, the name from the PV.
 func encodeRecord(subDir string, rec Record) (string, error) {
 	rec.Version = 1
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return "", err
+	for {
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return "", err
+		}
+		if len(data) <= MaxRecordLen {
+			return string(data), nil
+		}
+		rec.Version = 2
+		f := longestField(&rec)
+		if f == nil {
+			return "", fmt.Errorf("record for %q is %d bytes, over the %d-byte symlink limit of XFS and NAS filers", subDir, len(data), MaxRecordLen)
+		}
+		*f = hashField(*f)
 	}
-	if len(data) >= 4096 {
-		return "", fmt.Errorf("record for %q is %d bytes, over the 4095-byte symlink limit", subDir, len(data))
+}
+
+// longestField returns the free-text field of rec that is longest once
+// JSON-escaped and not yet hashed, or nil when none is longer than its hash.
+func longestField(rec *Record) *string {
+	var longest *string
+	longestLen := len(hashField("")) + 2
+	for _, f := range []*string{&rec.VolumeID, &rec.Name, &rec.ClusterID, &rec.ClaimNamespace, &rec.ClaimName} {
+		if strings.HasPrefix(*f, hashedPrefix) {
+			continue
+		}
+		if n := encodedLen(*f); n > longestLen {
+			longest, longestLen = f, n
+		}
 	}
-	return string(data), nil
+	return longest
+}
+
+func encodedLen(s string) int {
+	b, _ := json.Marshal(s)
+	return len(b)
 }
 
 // ReadRecord returns the record of subDir, or ok=false when there is none.

@@ -192,7 +192,7 @@ func claimRecord(recFd int, vol Volume, rec Record, compatible func(stored Recor
 			cerr = compatible(stored)
 		case stored.Tombstone && !dirExists:
 			// The retained directory was removed: nothing left to protect.
-		case stored.Tombstone && stored.Claim() != "" && stored.Claim() == rec.Claim():
+		case stored.Tombstone && stored.sameClaim(rec):
 			// The same claim, created again: it gets its data back.
 		case stored.Tombstone:
 			cerr = &AdoptionError{Volume: vol, Tombstone: &stored, Claim: rec.Claim()}
@@ -294,7 +294,7 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 	if err != nil || !ok {
 		return NotOurs, "", err
 	}
-	if rec.VolumeID != vol.ID() {
+	if !rec.IsVolume(vol.ID()) {
 		return OtherOwner, "", nil
 	}
 	if rec.ForeignTo(clusterID) {
