@@ -30,7 +30,8 @@ func (e *env) controllerOf(t *testing.T, clusterID string) *Driver {
 	return d
 }
 
-// records lists the creation records on the export: each key with its JSON.
+// records lists the volume records (entries named by 32 hex digits) with
+// their targets.
 func (e *env) records(t *testing.T) []string {
 	t.Helper()
 	dir := e.exportPath(nfs.RecordDir)
@@ -40,6 +41,9 @@ func (e *env) records(t *testing.T) []string {
 	}
 	var out []string
 	for _, de := range entries {
+		if len(de.Name()) != 32 { // name entries and markers beside the records
+			continue
+		}
 		target, err := os.Readlink(filepath.Join(dir, de.Name()))
 		if err != nil {
 			t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -32,39 +31,6 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCa
 		})
 	}
 	return resp, nil
-}
-
-// nameIndex remembers which volume ID each name was created as, to answer a
-// repeated name with different parameters that point at another share or
-// subdirectory, which the on-share record of the first cannot see.
-type nameIndex struct {
-	mu  sync.Mutex
-	ids map[string]string
-}
-
-func newNameIndex() *nameIndex { return &nameIndex{ids: map[string]string{}} }
-
-func (n *nameIndex) get(name string) (string, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	id, ok := n.ids[name]
-	return id, ok
-}
-
-func (n *nameIndex) set(name, id string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.ids[name] = id
-}
-
-func (n *nameIndex) forgetID(id string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for name, v := range n.ids {
-		if v == id {
-			delete(n.ids, name)
-		}
-	}
 }
 
 // requestedCapacity reads a CapacityRange. NFS subdirectories have no size of
@@ -126,9 +92,6 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		MountOptions: nfs.MergeMountOptions(params.MountOptions, capabilityMountFlags(req.GetVolumeCapabilities()...)),
 	}
 	id := vol.ID()
-	if prev, ok := d.names.get(name); ok && prev != id {
-		return nil, status.Errorf(codes.AlreadyExists, "CreateVolume %s: a volume of this name already exists as %s, with other parameters; delete it first or use another name", name, prev)
-	}
 	rec := nfs.Record{
 		Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID,
 		ClaimNamespace: params.TemplateValues[nfs.VarPVCNamespace], ClaimName: params.TemplateValues[nfs.VarPVCName],
@@ -137,6 +100,9 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	stored, err := runLocked(d, ctx, id, func(ctx context.Context) (nfs.Record, error) {
 		var stored nfs.Record
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
+			if err := sameNameElsewhere(sh, name, vol); err != nil {
+				return err
+			}
 			var err error
 			stored, err = nfs.Provision(sh, vol, rec, nfs.ProvisionOptions{
 				Perm:          params.MountPermissions,
@@ -152,13 +118,28 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, d.createError(err, name, vol)
 	}
-	d.names.set(name, id)
 	klog.InfoS("Volume created", "name", name, "volumeID", id, "path", vol.Source(), "capacity", stored.CapacityBytes)
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:      id,
 		CapacityBytes: stored.CapacityBytes,
 		VolumeContext: volumeContext(vol),
 	}}, nil
+}
+
+// sameNameElsewhere refuses a name that a live volume on this share already
+// has under another subDir: a repeated name with other parameters. (A volume
+// of the same name on another share is not seen.)
+func sameNameElsewhere(sh *nfs.Share, name string, vol nfs.Volume) error {
+	store, err := sh.Records()
+	if err != nil {
+		return err
+	}
+	other, otherDir, ok, err := store.GetByName(name)
+	if err != nil || !ok || otherDir == vol.SubDir {
+		return err
+	}
+	return fmt.Errorf("%w: a volume of this name already exists as %s, in directory %s on %s, with other parameters; delete it first or use another name",
+		errConflict, other.VolumeID, otherDir, vol.ShareSource())
 }
 
 // errConflict marks a CreateVolume that collides with an existing volume.
@@ -228,7 +209,6 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		}
 		return nil, d.nfsStatus(err, id, vol)
 	}
-	d.names.forgetID(id)
 	klog.InfoS("Volume deleted", "volumeID", id, "path", vol.Source(), "policy", vol.OnDelete, "result", out.done, "archivedAs", out.archivedAs)
 	return &csi.DeleteVolumeResponse{}, nil
 }

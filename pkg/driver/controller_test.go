@@ -921,3 +921,25 @@ func TestDeleteVolumeKeepsParentsItDidNotCreate(t *testing.T) {
 		t.Error("the admin's directory ns was removed")
 	}
 }
+
+// The check for a repeated name with other parameters used an in-memory
+// index of this process: after a controller restart, or on another replica,
+// the same name with another subDir created a second volume.
+func TestRegressionSameNameOtherSubDirAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	e.create(t, "pvc-1", baseParams())
+	restarted := e.controllerOf(t, "")
+	_, err := restarted.CreateVolume(context.Background(), createReq("pvc-1", withParams(map[string]string{"subDir": "elsewhere"})))
+	wantCode(t, err, codes.AlreadyExists)
+	wantMessageContains(t, err, "pvc-1", "elsewhere", "already exists")
+	if exists(e.exportPath("elsewhere")) {
+		t.Error("a second directory was made for the name")
+	}
+	// Once the first is deleted, the name is free again.
+	if _, err := restarted.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: volumeIDFor("pvc-1", nfs.OnDeleteDelete)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restarted.CreateVolume(context.Background(), createReq("pvc-1", withParams(map[string]string{"subDir": "elsewhere"}))); err != nil {
+		t.Fatalf("CreateVolume of the freed name: %v", err)
+	}
+}

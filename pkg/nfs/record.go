@@ -132,18 +132,17 @@ func UpdateRecord(recDirFd int, subDir string, rec Record) error {
 	if err != nil {
 		return err
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	key := recordKey(subDir)
-	tmp := "update-" + key + "-" + hex.EncodeToString(b[:])
-	if err := unix.Symlinkat(data, recDirFd, tmp); err != nil {
-		return fmt.Errorf("write record %s/%s for %q: %w", RecordDir, tmp, subDir, err)
-	}
-	if err := unix.Renameat(recDirFd, tmp, recDirFd, key); err != nil {
-		_ = unix.Unlinkat(recDirFd, tmp, 0)
-		return fmt.Errorf("replace record %s/%s for %q: %w", RecordDir, key, subDir, err)
+	if err := replaceSymlink(recDirFd, recordKey(subDir), data); err != nil {
+		return fmt.Errorf("replace record %s/%s for %q: %w", RecordDir, recordKey(subDir), subDir, err)
 	}
 	return nil
+}
+
+// tempName is a name of this call's own beside a record entry.
+func tempName(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
 // MaxRecordLen is the longest record written: XFS and several NAS filers cap
@@ -258,9 +257,7 @@ func readRecordAt(recDirFd int, name, subDir string) (rec Record, raw string, ok
 // a record a third caller wrote meanwhile.
 func reclaimRecord(recDirFd int, subDir string, stale string) (bool, error) {
 	key := recordKey(subDir)
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	tmp := "reclaim-" + key + "-" + hex.EncodeToString(b[:])
+	tmp := tempName("reclaim-" + key)
 	switch err := unix.Renameat(recDirFd, key, recDirFd, tmp); err {
 	case nil:
 	case unix.ENOENT:

@@ -45,7 +45,8 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 	if rec.Created == 0 {
 		rec.Created = time.Now().Unix()
 	}
-	stored, claimed, unknownDir, err := claimRecord(recFd, vol, rec, compatible)
+	store := symlinkStore{fd: recFd}
+	stored, claimed, unknownDir, err := claimRecord(store, vol, rec, compatible)
 	if err != nil {
 		return stored, err
 	}
@@ -54,7 +55,7 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 		if !claimed {
 			return err
 		}
-		derr := DeleteRecord(recFd, vol.SubDir)
+		derr := store.Delete(vol.SubDir)
 		if derr == nil {
 			derr = unmarkNested(recFd, vol.SubDir)
 		}
@@ -168,18 +169,18 @@ func describeClaim(c string) string {
 // claimed says whether this call wrote the record, so that it can roll it back when
 // the directory cannot be made; unknownDir, whether the directory existed with
 // no record at all, so that adoptExisting decides.
-func claimRecord(recFd int, vol Volume, rec Record, compatible func(stored Record) error) (stored Record, claimed, unknownDir bool, err error) {
+func claimRecord(store symlinkStore, vol Volume, rec Record, compatible func(stored Record) error) (stored Record, claimed, unknownDir bool, err error) {
 	dirExists := rec.Adopted
 	reclaimed := false
 	for attempt := 0; attempt < 3; attempt++ {
-		err := CreateRecord(recFd, vol.SubDir, rec)
+		err := store.Create(vol.SubDir, rec)
 		if err == nil {
 			return rec, true, dirExists && !reclaimed, nil
 		}
 		if !errors.Is(err, ErrRecordExists) {
 			return Record{}, false, false, err
 		}
-		stored, raw, ok, err := readRecordAt(recFd, recordKey(vol.SubDir), vol.SubDir)
+		stored, raw, ok, err := readRecordAt(store.fd, recordKey(vol.SubDir), vol.SubDir)
 		if err != nil {
 			return Record{}, false, false, err
 		}
@@ -199,7 +200,8 @@ func claimRecord(recFd int, vol Volume, rec Record, compatible func(stored Recor
 		default:
 			cerr = compatible(stored)
 			if cerr == nil {
-				return stored, false, false, nil
+				// A retry: finish what a crash may have left undone.
+				return stored, false, false, store.indexName(vol.SubDir, rec.Name)
 			}
 			if !dirExists && stored.reclaimable(rec.ClusterID, time.Now()) {
 				cerr = nil
@@ -212,7 +214,7 @@ func claimRecord(recFd int, vol Volume, rec Record, compatible func(stored Recor
 			return stored, false, false, fmt.Errorf("volume %s: the record of %s on %s changed while it was reclaimed; retry", vol.ID(), vol.SubDir, vol.ShareSource())
 		}
 		reclaimed = true
-		free, err := reclaimRecord(recFd, vol.SubDir, raw)
+		free, err := reclaimRecord(store.fd, vol.SubDir, raw)
 		if err != nil {
 			return stored, false, false, err
 		}
@@ -335,9 +337,9 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 		// The tombstone keeps the directory from being handed to another
 		// claim with the data in it.
 		rec.Tombstone = true
-		err = UpdateRecord(recFd, vol.SubDir, rec)
+		err = symlinkStore{fd: recFd}.Update(vol.SubDir, rec)
 	} else {
-		err = DeleteRecord(recFd, vol.SubDir)
+		err = symlinkStore{fd: recFd}.Delete(vol.SubDir)
 	}
 	if err != nil {
 		return "", "", err
