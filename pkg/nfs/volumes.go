@@ -438,14 +438,4 @@ func archive(rootFd int, subDir string, now time.Time) (string, error) {
 
 // DirExists reports whether the volume directory rel exists under the share,
 // as a real directory reached without symlinks.
-func DirExists(sh *Share, rel string) (bool, error) {
-	fd, err := OpenBeneath(sh.RootFd(), rel)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, ErrSymlink) {
-			return false, nil
-		}
-		return false, err
-	}
-	unix.Close(fd)
-	return true, nil
-}
+func DirExists(sh *Share, rel string) (bool, error) { return dirExistsAt(sh.RootFd(), rel) }
