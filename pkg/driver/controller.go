@@ -100,9 +100,6 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	stored, err := runLocked(d, ctx, id, func(ctx context.Context) (nfs.Record, error) {
 		var stored nfs.Record
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
-			if err := sameNameElsewhere(sh, name, vol); err != nil {
-				return err
-			}
 			var err error
 			stored, err = nfs.Provision(sh, vol, rec, nfs.ProvisionOptions{
 				Perm:          params.MountPermissions,
@@ -124,22 +121,6 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		CapacityBytes: stored.CapacityBytes,
 		VolumeContext: volumeContext(vol),
 	}}, nil
-}
-
-// sameNameElsewhere refuses a name that a live volume on this share already
-// has under another subDir: a repeated name with other parameters. (A volume
-// of the same name on another share is not seen.)
-func sameNameElsewhere(sh *nfs.Share, name string, vol nfs.Volume) error {
-	store, err := sh.Records()
-	if err != nil {
-		return err
-	}
-	other, otherDir, ok, err := store.GetByName(name)
-	if err != nil || !ok || otherDir == vol.SubDir {
-		return err
-	}
-	return fmt.Errorf("%w: a volume of this name already exists as %s, in directory %s on %s, with other parameters; delete it first or use another name",
-		errConflict, other.VolumeID, otherDir, vol.ShareSource())
 }
 
 // errConflict marks a CreateVolume that collides with an existing volume.
@@ -165,7 +146,7 @@ func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Vol
 }
 
 func (d *Driver) createError(err error, name string, vol nfs.Volume) error {
-	if errors.Is(err, errConflict) || errors.Is(err, nfs.ErrNested) || errors.Is(err, nfs.ErrAdoption) {
+	if errors.Is(err, errConflict) || errors.Is(err, nfs.ErrNested) || errors.Is(err, nfs.ErrAdoption) || errors.Is(err, nfs.ErrNameTaken) {
 		return status.Errorf(codes.AlreadyExists, "CreateVolume %s (volume %s): %v", name, vol.ID(), err)
 	}
 	return d.nfsStatus(err, vol.ID(), vol)

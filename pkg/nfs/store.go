@@ -19,7 +19,9 @@ type RecordStore interface {
 	// this CSI name, and its subDir, or ok=false when there is none.
 	GetByName(name string) (rec Record, subDir string, ok bool, err error)
 	// Create writes rec for subDir, failing with ErrRecordExists when any
-	// record holds it: of two controllers racing for one subDir, one wins.
+	// record holds it (of two controllers racing for one subDir, one wins),
+	// and with a *NameTakenError, writing nothing, when a live volume of the
+	// same name holds another subDir.
 	Create(subDir string, rec Record) error
 	// Update replaces the record of subDir in one step: a reader sees the old
 	// record or the new one.
@@ -90,20 +92,50 @@ func (s symlinkStore) Create(subDir string, rec Record) error {
 	if err := CreateRecord(s.fd, subDir, rec); err != nil {
 		return err
 	}
-	return s.indexName(subDir, rec.Name)
+	err := s.indexName(subDir, rec.Name)
+	if err != nil {
+		if derr := DeleteRecord(s.fd, subDir); derr != nil {
+			return fmt.Errorf("%w; and the record could not be rolled back: %v", err, derr)
+		}
+	}
+	return err
 }
 
-// indexName points the name entry of name at subDir. An entry left by a
-// volume that is gone is replaced; two live volumes of one name on one share
-// are refused before they get here (CreateVolume looks the name up first).
+// ErrNameTaken is the refusal to create a second volume of one name.
+var ErrNameTaken = errors.New("a volume of this name already exists")
+
+// NameTakenError names the live volume that has the name, and its subDir.
+type NameTakenError struct {
+	Name   string
+	SubDir string
+	Other  Record
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("%v: volume %q is %s, in directory %s, with other parameters; delete it first or use another name",
+		ErrNameTaken, e.Name, e.Other.VolumeID, e.SubDir)
+}
+
+func (e *NameTakenError) Unwrap() error { return ErrNameTaken }
+
+// indexName points the name entry of name at subDir, in one round trip when
+// the name is new. An entry left by a volume that is gone, or that is a
+// tombstone now, is replaced; one of a live volume elsewhere is a
+// *NameTakenError.
 func (s symlinkStore) indexName(subDir, name string) error {
 	if name == "" {
 		return nil
 	}
 	err := unix.Symlinkat(subDir, s.fd, nameKey(name))
 	if err == unix.EEXIST {
-		if cur, rerr := readLink(s.fd, nameKey(name)); rerr == nil && cur == subDir {
+		cur, rerr := readLink(s.fd, nameKey(name))
+		if rerr == nil && cur == subDir {
 			return nil
+		}
+		if rerr == nil {
+			if other, ok, gerr := ReadRecord(s.fd, cur); gerr == nil && ok && other.live() && other.HasName(name) {
+				return &NameTakenError{Name: name, SubDir: cur, Other: other}
+			}
 		}
 		err = replaceSymlink(s.fd, nameKey(name), subDir)
 	}
@@ -125,15 +157,22 @@ func (s symlinkStore) Delete(subDir string) error {
 	if err != nil {
 		// A corrupt record is still removed; its name entry then dangles,
 		// which GetByName tolerates.
-		rec, ok = Record{}, false
+		ok = false
 	}
+	if !ok {
+		return DeleteRecord(s.fd, subDir)
+	}
+	return s.deleteRecord(subDir, rec)
+}
+
+// deleteRecord removes the record rec of subDir, already read, and its name
+// entry. The entry is removed without reading it first: while rec is live no
+// other live volume can have its name on this share.
+func (s symlinkStore) deleteRecord(subDir string, rec Record) error {
 	if err := DeleteRecord(s.fd, subDir); err != nil {
 		return err
 	}
-	if !ok || rec.Name == "" || strings.HasPrefix(rec.Name, hashedPrefix) {
-		return nil
-	}
-	if cur, err := readLink(s.fd, nameKey(rec.Name)); err != nil || cur != subDir {
+	if rec.Name == "" || strings.HasPrefix(rec.Name, hashedPrefix) {
 		return nil
 	}
 	if err := unix.Unlinkat(s.fd, nameKey(rec.Name), 0); err != nil && err != unix.ENOENT {

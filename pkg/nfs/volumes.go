@@ -339,7 +339,7 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 		rec.Tombstone = true
 		err = symlinkStore{fd: recFd}.Update(vol.SubDir, rec)
 	} else {
-		err = symlinkStore{fd: recFd}.Delete(vol.SubDir)
+		err = symlinkStore{fd: recFd}.deleteRecord(vol.SubDir, rec)
 	}
 	if err != nil {
 		return "", "", err
