@@ -943,3 +943,27 @@ func TestRegressionSameNameOtherSubDirAfterRestart(t *testing.T) {
 		t.Fatalf("CreateVolume of the freed name: %v", err)
 	}
 }
+
+// Two classes on one share with subDirs "k8s" and "k8s/${pvc.metadata.name}"
+// used to put one volume inside the other; the second CreateVolume, in either
+// order, is now AlreadyExists naming the first volume and its directory.
+func TestRegressionNestedSubDirIsAlreadyExists(t *testing.T) {
+	outer := withParams(map[string]string{"subDir": "k8s"})
+	inner := withParams(map[string]string{"subDir": "k8s/${pvc.metadata.name}", "csi.storage.k8s.io/pvc/name": "data", "csi.storage.k8s.io/pvc/namespace": "ns"})
+	for _, tc := range []struct {
+		name          string
+		first, second map[string]string
+		firstDir      string
+	}{
+		{"outer first", outer, inner, "k8s"},
+		{"inner first", inner, outer, "k8s/data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.create(t, "pvc-first", tc.first)
+			_, err := e.d.CreateVolume(context.Background(), createReq("pvc-second", tc.second))
+			wantCode(t, err, codes.AlreadyExists)
+			wantMessageContains(t, err, "pvc-first", tc.firstDir, testServer+":"+testShare)
+		})
+	}
+}
