@@ -100,10 +100,11 @@ func unmarkNested(recFd int, subDir string) error {
 }
 
 // checkNested returns a *NestedError when another volume's directory
-// contains vol's or lies inside it. dirExists says whether vol's directory
-// existed before this create. Call it after vol's record and markers are
-// written.
-func checkNested(sh *Share, recFd int, vol Volume, dirExists bool) error {
+// contains vol's or lies inside it. searchDir says whether vol's directory
+// existed before vol's record, and is to be searched for the records of
+// volumes made before the markers existed. Call it after vol's record and
+// markers are written.
+func checkNested(sh *Share, recFd int, vol Volume, searchDir bool) error {
 	for _, p := range ancestors(vol.SubDir) {
 		rec, ok, err := ReadRecord(recFd, p)
 		if err != nil {
@@ -115,7 +116,7 @@ func checkNested(sh *Share, recFd int, vol Volume, dirExists bool) error {
 	}
 	var st unix.Stat_t
 	err := unix.Fstatat(recFd, hasDescendantsKey(vol.SubDir), &st, unix.AT_SYMLINK_NOFOLLOW)
-	if err == unix.ENOENT && !dirExists {
+	if err == unix.ENOENT && !searchDir {
 		return nil
 	}
 	if err != nil && err != unix.ENOENT {
@@ -139,7 +140,7 @@ func checkNested(sh *Share, recFd int, vol Volume, dirExists bool) error {
 			return err
 		}
 	}
-	if !dirExists {
+	if !searchDir {
 		return nil
 	}
 	// Volumes created before the markers existed.

@@ -67,7 +67,10 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 	if err := markNested(recFd, vol.SubDir); err != nil {
 		return Record{}, rollback(err)
 	}
-	if err := checkNested(sh, recFd, vol, rec.Adopted); err != nil {
+	// Only a directory that existed before the volume's record can hold
+	// volumes of a driver without nesting checks; a retry over the
+	// volume's own directory does not search it again.
+	if err := checkNested(sh, recFd, vol, rec.Adopted && stored.Adopted); err != nil {
 		return stored, rollback(err)
 	}
 	if unknownDir && !opts.AdoptExisting {
