@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -96,9 +97,13 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 		if fd >= 0 {
 			unix.Close(fd)
 		}
+		err = fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+		if slices.Contains(created, vol.SubDir) {
+			return stored, err // made, only a parent marker failed: a retry finishes
+		}
 		// The directory was not made, so the record protects nothing; left
 		// behind, it would refuse the subDir to every other name.
-		return stored, rollback(fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err))
+		return stored, rollback(err)
 	}
 	if perm != nil {
 		defer unix.Close(fd)
