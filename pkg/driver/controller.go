@@ -183,6 +183,9 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 			klog.InfoS("DeleteVolume refused: the volume's creation record names another cluster; nothing was changed",
 				"volumeID", id, "path", vol.Source(), "recordClusterID", foreign.RecordCluster, "clusterID", d.cfg.ClusterID)
 		}
+		if errors.Is(err, nfs.ErrNested) {
+			return nil, status.Errorf(codes.FailedPrecondition, "DeleteVolume %s: %v", id, err)
+		}
 		var busy *nfs.BusyError
 		if errors.As(err, &busy) {
 			return nil, status.Errorf(codes.FailedPrecondition,

@@ -114,6 +114,11 @@ func checkNested(sh *Share, recFd int, vol Volume, searchDir bool) error {
 			return &NestedError{Volume: vol, Other: rec, OtherDir: p, Inside: true}
 		}
 	}
+	return checkDescendants(sh, recFd, vol, searchDir)
+}
+
+// checkDescendants is the half of checkNested that looks below vol.
+func checkDescendants(sh *Share, recFd int, vol Volume, searchDir bool) error {
 	var st unix.Stat_t
 	err := unix.Fstatat(recFd, hasDescendantsKey(vol.SubDir), &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err == unix.ENOENT && !searchDir {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"golang.org/x/sys/unix"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +300,31 @@ func writeOldRecord(t *testing.T, sh *Share, vol Volume) {
 	}
 	if err := CreateRecord(recFd, vol.SubDir, testRecord(vol)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Archiving an outer volume used to rename the directory of a volume nested
+// in it (by a driver without nesting checks) along with it, away from its
+// bound PV. The archive is now refused, changing nothing, until the inner
+// volume is gone.
+func TestRegressionArchiveKeepsNestedVolumeInPlace(t *testing.T) {
+	sh := acquireTestShare(t)
+	outer, inner := testVolume("k8s", OnDeleteArchive), testVolume("k8s/pvc-1", OnDeleteDelete)
+	writeOldRecord(t, sh, inner)
+	mustWrite(t, filepath.Join(sh.Path(), "k8s", "pvc-1", "data.db"), "inner's data")
+	writeOldRecord(t, sh, outer)
+	before := shareTree(t, sh)
+	_, _, err := Dispose(sh, outer, "", time.Now())
+	if !errors.Is(err, ErrNested) || !strings.Contains(err.Error(), "k8s/pvc-1") {
+		t.Fatalf("Dispose(outer, archive) = %v, want ErrNested naming k8s/pvc-1", err)
+	}
+	if after := shareTree(t, sh); !slices.Equal(before, after) {
+		t.Errorf("a refused archive changed the share:\nbefore %q\nafter  %q", before, after)
+	}
+	if _, _, err := Dispose(sh, inner, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if done, _, err := Dispose(sh, outer, "", time.Now()); err != nil || done != Archived {
+		t.Fatalf("Dispose(outer) once the inner volume is gone = %q, %v", done, err)
 	}
 }

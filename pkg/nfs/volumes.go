@@ -319,6 +319,18 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 	case rec.Adopted:
 		done = Adopted
 	case vol.OnDelete == OnDeleteArchive:
+		// A rename takes every directory inside along, and a volume nested
+		// in this one by a driver without nesting checks would move with
+		// it, away from its PV. Its record predates the markers when this
+		// one does (Created is zero).
+		var nested *NestedError
+		if err := checkDescendants(sh, recFd, vol, rec.Created == 0); errors.As(err, &nested) {
+			return "", "", fmt.Errorf("%w: volume %s: archiving %s on %s would move the directory %s of volume %q (%s) with it; "+
+				"nothing was changed. Delete that volume first; the archive is retried", ErrNested,
+				vol.ID(), vol.SubDir, vol.ShareSource(), nested.OtherDir, nested.Other.Name, nested.Other.VolumeID)
+		} else if err != nil {
+			return "", "", err
+		}
 		archivedAs, err = archive(sh.RootFd(), vol.SubDir, now)
 		if err != nil {
 			return "", "", fmt.Errorf("volume %s: archive %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
