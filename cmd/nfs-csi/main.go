@@ -16,6 +16,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "records" {
+		os.Exit(runRecords(os.Args[2:]))
+	}
 	klog.InitFlags(nil)
 	var cfg driver.Config
 	flag.StringVar(&cfg.Endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/socket or tcp://host:port")

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -29,7 +30,8 @@ func (e *env) controllerOf(t *testing.T, clusterID string) *Driver {
 	return d
 }
 
-// records lists the creation records on the export: each key with its JSON.
+// records lists the volume records (entries named by 32 hex digits) with
+// their targets.
 func (e *env) records(t *testing.T) []string {
 	t.Helper()
 	dir := e.exportPath(nfs.RecordDir)
@@ -39,6 +41,9 @@ func (e *env) records(t *testing.T) []string {
 	}
 	var out []string
 	for _, de := range entries {
+		if len(de.Name()) != 32 { // name entries and markers beside the records
+			continue
+		}
 		target, err := os.Readlink(filepath.Join(dir, de.Name()))
 		if err != nil {
 			t.Fatal(err)
@@ -126,7 +131,13 @@ func TestDeleteVolumeClusterID(t *testing.T) {
 			if err := deleteVolume(creator, id); err != nil {
 				t.Fatalf("DeleteVolume by the creating cluster: %v", err)
 			}
-			if got := e.records(t); len(got) != 0 {
+			got := e.records(t)
+			if tc.policy == "retain" {
+				// retain leaves a tombstone naming the volume.
+				if len(got) != 1 || !strings.Contains(got[0], `"tombstone":true`) {
+					t.Errorf("records left after the owner's retaining DeleteVolume: %q, want one tombstone", got)
+				}
+			} else if len(got) != 0 {
 				t.Errorf("records left after the owner's DeleteVolume: %q", got)
 			}
 		})
@@ -142,12 +153,12 @@ func TestDeleteVolumeClusterIDRetryAfterPartialDelete(t *testing.T) {
 	}
 	id := resp.GetVolume().GetVolumeId()
 	e.writeExport(t, "pvc-1/data", "x")
-	e.writeExport(t, "pvc-1/dir/.nfs000000000001", "open elsewhere")
+	e.writeExport(t, "pvc-1/dir/.nfs000000000000000100000001", "open elsewhere")
 	wantCode(t, deleteVolume(d, id), codes.FailedPrecondition) // busy
 	if exists(e.exportPath("pvc-1/data")) {
 		t.Fatal("the partial delete removed nothing")
 	}
-	if err := os.Remove(e.exportPath("pvc-1/dir/.nfs000000000001")); err != nil {
+	if err := os.Remove(e.exportPath("pvc-1/dir/.nfs000000000000000100000001")); err != nil {
 		t.Fatal(err)
 	}
 	// A restarted controller of the same cluster finishes the job.

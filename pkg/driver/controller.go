@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -32,39 +31,6 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCa
 		})
 	}
 	return resp, nil
-}
-
-// nameIndex remembers which volume ID each name was created as, to answer a
-// repeated name with different parameters that point at another share or
-// subdirectory, which the on-share record of the first cannot see.
-type nameIndex struct {
-	mu  sync.Mutex
-	ids map[string]string
-}
-
-func newNameIndex() *nameIndex { return &nameIndex{ids: map[string]string{}} }
-
-func (n *nameIndex) get(name string) (string, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	id, ok := n.ids[name]
-	return id, ok
-}
-
-func (n *nameIndex) set(name, id string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.ids[name] = id
-}
-
-func (n *nameIndex) forgetID(id string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for name, v := range n.ids {
-		if v == id {
-			delete(n.ids, name)
-		}
-	}
 }
 
 // requestedCapacity reads a CapacityRange. NFS subdirectories have no size of
@@ -126,17 +92,21 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		MountOptions: nfs.MergeMountOptions(params.MountOptions, capabilityMountFlags(req.GetVolumeCapabilities()...)),
 	}
 	id := vol.ID()
-	if prev, ok := d.names.get(name); ok && prev != id {
-		return nil, status.Errorf(codes.AlreadyExists, "CreateVolume %s: a volume of this name already exists as %s, with other parameters; delete it first or use another name", name, prev)
+	rec := nfs.Record{
+		Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID,
+		ClaimNamespace: params.TemplateValues[nfs.VarPVCNamespace], ClaimName: params.TemplateValues[nfs.VarPVCName],
 	}
-	rec := nfs.Record{Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID}
 
 	stored, err := runLocked(d, ctx, id, func(ctx context.Context) (nfs.Record, error) {
 		var stored nfs.Record
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
 			var err error
-			stored, err = nfs.Provision(sh, vol, rec, params.MountPermissions, func(stored nfs.Record) error {
-				return compatibleRecord(stored, rec, req.GetCapacityRange(), vol)
+			stored, err = nfs.Provision(sh, vol, rec, nfs.ProvisionOptions{
+				Perm:          params.MountPermissions,
+				AdoptExisting: params.AdoptExisting,
+				Compatible: func(stored nfs.Record) error {
+					return compatibleRecord(stored, rec, req.GetCapacityRange(), vol)
+				},
 			})
 			return err
 		})
@@ -145,7 +115,6 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, d.createError(err, name, vol)
 	}
-	d.names.set(name, id)
 	klog.InfoS("Volume created", "name", name, "volumeID", id, "path", vol.Source(), "capacity", stored.CapacityBytes)
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:      id,
@@ -162,10 +131,10 @@ func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Vol
 	case stored.ForeignTo(want.ClusterID):
 		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q of cluster %q, and this controller %s; a volume of another cluster is never claimed. Give each cluster its own share or subDir (for example a subDir template that starts with the cluster's name)",
 			errConflict, vol.SubDir, vol.ShareSource(), stored.Name, stored.ClusterID, nfs.DescribeClusterID(want.ClusterID))
-	case stored.Name != want.Name:
-		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q; make the subDir template unique per PVC (include ${pvc.metadata.name} or ${pv.metadata.name})",
+	case !stored.HasName(want.Name):
+		return fmt.Errorf("%w: subdirectory %s on %s already belongs to volume %q; make the subDir template unique per PVC, such as ${pvc.metadata.namespace}/${pvc.metadata.name}",
 			errConflict, vol.SubDir, vol.ShareSource(), stored.Name)
-	case stored.VolumeID != want.VolumeID:
+	case !stored.IsVolume(want.VolumeID):
 		return fmt.Errorf("%w: volume %q exists as %s, with other parameters", errConflict, stored.Name, stored.VolumeID)
 	case stored.MountPermissions != want.MountPermissions:
 		return fmt.Errorf("%w: volume %q exists with mountPermissions %q, not %q", errConflict, stored.Name, stored.MountPermissions, want.MountPermissions)
@@ -177,7 +146,7 @@ func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Vol
 }
 
 func (d *Driver) createError(err error, name string, vol nfs.Volume) error {
-	if errors.Is(err, errConflict) {
+	if errors.Is(err, errConflict) || errors.Is(err, nfs.ErrNested) || errors.Is(err, nfs.ErrAdoption) || errors.Is(err, nfs.ErrNameTaken) {
 		return status.Errorf(codes.AlreadyExists, "CreateVolume %s (volume %s): %v", name, vol.ID(), err)
 	}
 	return d.nfsStatus(err, vol.ID(), vol)
@@ -214,6 +183,9 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 			klog.InfoS("DeleteVolume refused: the volume's creation record names another cluster; nothing was changed",
 				"volumeID", id, "path", vol.Source(), "recordClusterID", foreign.RecordCluster, "clusterID", d.cfg.ClusterID)
 		}
+		if errors.Is(err, nfs.ErrNested) {
+			return nil, status.Errorf(codes.FailedPrecondition, "DeleteVolume %s: %v", id, err)
+		}
 		var busy *nfs.BusyError
 		if errors.As(err, &busy) {
 			return nil, status.Errorf(codes.FailedPrecondition,
@@ -221,7 +193,6 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		}
 		return nil, d.nfsStatus(err, id, vol)
 	}
-	d.names.forgetID(id)
 	klog.InfoS("Volume deleted", "volumeID", id, "path", vol.Source(), "policy", vol.OnDelete, "result", out.done, "archivedAs", out.archivedAs)
 	return &csi.DeleteVolumeResponse{}, nil
 }

@@ -285,7 +285,7 @@ func TestCreateVolumeAlreadyExists(t *testing.T) {
 			name:    "two names, one subDir",
 			first:   createReq("pvc-a", tmpl("a")),
 			second:  createReq("pvc-b", tmpl("b")),
-			wantMsg: []string{"shared/ns", `"pvc-a"`, "unique", "${pvc.metadata.name}"},
+			wantMsg: []string{"shared/ns", `"pvc-a"`, "unique", "${pvc.metadata.namespace}/${pvc.metadata.name}"},
 		},
 		{
 			name:    "two names, one fixed subDir",
@@ -565,18 +565,18 @@ func TestDeleteVolumeBusyFile(t *testing.T) {
 	e := newEnv(t)
 	v := e.create(t, "pvc-1", baseParams())
 	e.writeExport(t, "pvc-1/data", "x")
-	e.writeExport(t, "pvc-1/dir/.nfs000000000001", "open elsewhere")
+	e.writeExport(t, "pvc-1/dir/.nfs000000000000000100000001", "open elsewhere")
 	_, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()})
 	wantCode(t, err, codes.FailedPrecondition)
-	wantMessageContains(t, err, ".nfs000000000001", "pvc-1")
-	if !exists(e.exportPath("pvc-1/dir/.nfs000000000001")) {
+	wantMessageContains(t, err, ".nfs000000000000000100000001", "pvc-1")
+	if !exists(e.exportPath("pvc-1/dir/.nfs000000000000000100000001")) {
 		t.Fatal("the busy file was removed")
 	}
 	if exists(e.exportPath("pvc-1/data")) {
 		t.Error("the other files should already be gone")
 	}
 
-	if err := os.Remove(e.exportPath("pvc-1/dir/.nfs000000000001")); err != nil {
+	if err := os.Remove(e.exportPath("pvc-1/dir/.nfs000000000000000100000001")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()}); err != nil {
@@ -827,7 +827,7 @@ func TestPreExistingDirectoryIsAdoptedNeverDeleted(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			e := newEnv(t)
 			e.writeExport(t, "pvc-1/data", "was here first")
-			v := e.create(t, "pvc-1", withParams(map[string]string{"onDelete": policy}))
+			v := e.create(t, "pvc-1", withParams(map[string]string{"onDelete": policy, "adoptExisting": "true"}))
 			before := snapshot(t, e.export)
 			if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()}); err != nil {
 				t.Fatal(err)
@@ -839,26 +839,66 @@ func TestPreExistingDirectoryIsAdoptedNeverDeleted(t *testing.T) {
 	}
 }
 
-func TestRetainedVolumeReusedByName(t *testing.T) {
+func TestRetainedVolumeReusedBySameClaim(t *testing.T) {
 	e := newEnv(t)
-	params := withParams(map[string]string{"onDelete": "retain"})
+	params := withParams(map[string]string{"onDelete": "retain", "subDir": "${pvc.metadata.name}",
+		"csi.storage.k8s.io/pvc/namespace": "team-a", "csi.storage.k8s.io/pvc/name": "data"})
 	v := e.create(t, "pvc-1", params)
-	e.writeExport(t, "pvc-1/data", "keep")
+	e.writeExport(t, "data/db", "keep")
 	if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()}); err != nil {
 		t.Fatal(err)
 	}
-	// A new claim of the same name gets the retained directory back...
-	v2 := e.create(t, "pvc-1", withParams(map[string]string{"onDelete": "delete"}))
-	if data, err := os.ReadFile(e.exportPath("pvc-1/data")); err != nil || string(data) != "keep" {
+	// A new volume of the same claim gets the retained directory back...
+	params["onDelete"] = "delete"
+	v2 := e.create(t, "pvc-2", params)
+	if data, err := os.ReadFile(e.exportPath("data/db")); err != nil || string(data) != "keep" {
 		t.Fatalf("retained data: %q, %v", data, err)
 	}
 	// ...and deleting it does not destroy what the first volume retained.
 	if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v2.GetVolumeId()}); err != nil {
 		t.Fatal(err)
 	}
-	if data, err := os.ReadFile(e.exportPath("pvc-1/data")); err != nil || string(data) != "keep" {
+	if data, err := os.ReadFile(e.exportPath("data/db")); err != nil || string(data) != "keep" {
 		t.Errorf("data of the adopted directory after delete: %q, %v", data, err)
 	}
+}
+
+// With a subDir of ${pvc.metadata.name} alone (which the docs and an error
+// message recommended), a claim in namespace team-b named like a retained
+// volume of team-a used to be handed team-a's data.
+func TestRegressionRetainedDataStaysWithItsClaim(t *testing.T) {
+	e := newEnv(t)
+	params := func(ns string) map[string]string {
+		return withParams(map[string]string{"onDelete": "retain", "subDir": "${pvc.metadata.name}",
+			"csi.storage.k8s.io/pvc/namespace": ns, "csi.storage.k8s.io/pvc/name": "data"})
+	}
+	v := e.create(t, "pvc-a", params("team-a"))
+	e.writeExport(t, "data/secret", "team-a's")
+	if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.d.CreateVolume(context.Background(), createReq("pvc-b", params("team-b")))
+	wantCode(t, err, codes.AlreadyExists)
+	wantMessageContains(t, err, "data", "team-a/data", "team-b/data", "pvc-a", "${pvc.metadata.namespace}/${pvc.metadata.name}")
+	// Not even adoptExisting hands a tombstoned directory to another claim.
+	p := params("team-b")
+	p["adoptExisting"] = "true"
+	_, err = e.d.CreateVolume(context.Background(), createReq("pvc-b", p))
+	wantCode(t, err, codes.AlreadyExists)
+}
+
+// A directory the driver knows nothing about used to be adopted silently,
+// data included. Now only a class with adoptExisting: "true" adopts it.
+func TestRegressionUnknownDirectoryNeedsAdoptExisting(t *testing.T) {
+	e := newEnv(t)
+	e.writeExport(t, "pvc-1/data", "someone's")
+	_, err := e.d.CreateVolume(context.Background(), createReq("pvc-1", baseParams()))
+	wantCode(t, err, codes.AlreadyExists)
+	wantMessageContains(t, err, "pvc-1", testServer+":"+testShare, `adoptExisting: "true"`)
+	if got := e.records(t); len(got) != 0 {
+		t.Errorf("a refused adoption left records: %q", got)
+	}
+	e.create(t, "pvc-1", withParams(map[string]string{"adoptExisting": "true"}))
 }
 
 func TestDeleteVolumeKeepsParentsItDidNotCreate(t *testing.T) {
@@ -913,5 +953,51 @@ func TestRegressionControllerGetVolumeHealthNoFalseAlarm(t *testing.T) {
 	h, err = e.d.ControllerGetVolumeHealth(context.Background(), &csi.ControllerGetVolumeHealthRequest{VolumeId: id})
 	if err != nil || len(h.GetVolumeHealth().GetHealthStatuses()) != 0 {
 		t.Errorf("health of a healthy volume = %v, %v; want no entries", h.GetVolumeHealth().GetHealthStatuses(), err)
+	}
+}
+
+// The check for a repeated name with other parameters used an in-memory
+// index of this process: after a controller restart, or on another replica,
+// the same name with another subDir created a second volume.
+func TestRegressionSameNameOtherSubDirAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	e.create(t, "pvc-1", baseParams())
+	restarted := e.controllerOf(t, "")
+	_, err := restarted.CreateVolume(context.Background(), createReq("pvc-1", withParams(map[string]string{"subDir": "elsewhere"})))
+	wantCode(t, err, codes.AlreadyExists)
+	wantMessageContains(t, err, "pvc-1", "elsewhere", "already exists")
+	if exists(e.exportPath("elsewhere")) {
+		t.Error("a second directory was made for the name")
+	}
+	// Once the first is deleted, the name is free again.
+	if _, err := restarted.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: volumeIDFor("pvc-1", nfs.OnDeleteDelete)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restarted.CreateVolume(context.Background(), createReq("pvc-1", withParams(map[string]string{"subDir": "elsewhere"}))); err != nil {
+		t.Fatalf("CreateVolume of the freed name: %v", err)
+	}
+}
+
+// Two classes on one share with subDirs "k8s" and "k8s/${pvc.metadata.name}"
+// used to put one volume inside the other; the second CreateVolume, in either
+// order, is now AlreadyExists naming the first volume and its directory.
+func TestRegressionNestedSubDirIsAlreadyExists(t *testing.T) {
+	outer := withParams(map[string]string{"subDir": "k8s"})
+	inner := withParams(map[string]string{"subDir": "k8s/${pvc.metadata.name}", "csi.storage.k8s.io/pvc/name": "data", "csi.storage.k8s.io/pvc/namespace": "ns"})
+	for _, tc := range []struct {
+		name          string
+		first, second map[string]string
+		firstDir      string
+	}{
+		{"outer first", outer, inner, "k8s"},
+		{"inner first", inner, outer, "k8s/data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.create(t, "pvc-first", tc.first)
+			_, err := e.d.CreateVolume(context.Background(), createReq("pvc-second", tc.second))
+			wantCode(t, err, codes.AlreadyExists)
+			wantMessageContains(t, err, "pvc-first", tc.firstDir, testServer+":"+testShare)
+		})
 	}
 }

@@ -71,7 +71,6 @@ type Driver struct {
 	stats   *nfs.StatFS
 	locks   *KeyedLocks
 	nodes   NodeRegistry
-	names   *nameIndex
 	pubs    *publications
 }
 
@@ -102,7 +101,7 @@ func New(cfg Config) (*Driver, error) {
 	if err := validateClusterID(cfg.ClusterID); err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), names: newNameIndex(), pubs: newPublications()}
+	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), pubs: newPublications()}
 	if d.mounter == nil {
 		d.mounter = &nfs.SystemMounter{}
 	}

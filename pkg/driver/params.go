@@ -18,13 +18,14 @@ const (
 	ParamArchiveOnDelete  = "archiveOnDelete"
 	ParamMountPermissions = "mountPermissions"
 	ParamMountOptions     = "mountOptions"
+	ParamAdoptExisting    = "adoptExisting"
 
 	// csiParamPrefix marks parameters the external-provisioner adds or
 	// consumes itself; they are not the admin's to get wrong.
 	csiParamPrefix = "csi.storage.k8s.io/"
 )
 
-var knownParams = []string{ParamServer, ParamShare, ParamSubDir, ParamOnDelete, ParamArchiveOnDelete, ParamMountPermissions, ParamMountOptions}
+var knownParams = []string{ParamServer, ParamShare, ParamSubDir, ParamOnDelete, ParamArchiveOnDelete, ParamMountPermissions, ParamMountOptions, ParamAdoptExisting}
 
 // createParams is a validated CreateVolume parameter set.
 type createParams struct {
@@ -35,6 +36,9 @@ type createParams struct {
 	MountPermissions *uint32
 	MountOptions     []string
 	TemplateValues   map[string]string
+	// AdoptExisting lets a new volume take over a directory that exists with
+	// no record, data included.
+	AdoptExisting bool
 }
 
 // parseCreateParams validates the StorageClass parameters. Every error names
@@ -74,6 +78,14 @@ func parseCreateParams(params map[string]string) (createParams, error) {
 				return p, err
 			}
 			p.MountPermissions = perm
+		case ParamAdoptExisting:
+			switch strings.ToLower(strings.TrimSpace(value)) {
+			case "true":
+				p.AdoptExisting = true
+			case "false":
+			default:
+				return p, fmt.Errorf("parameter %s is %q; want \"true\" (hand an existing directory that no volume record claims, data included, to the new volume) or \"false\"", ParamAdoptExisting, value)
+			}
 		case ParamMountOptions:
 			opts, err := nfs.ParseMountOptions(value)
 			if err != nil {

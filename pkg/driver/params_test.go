@@ -32,7 +32,18 @@ func TestParseCreateParams(t *testing.T) {
 		{name: "missing share", params: map[string]string{"server": testServer}, wantErr: []string{`"share"`, "required"}},
 		{name: "bad server", params: map[string]string{"server": "fd00::1", "share": testShare}, wantErr: []string{"server", "brackets"}},
 		{name: "relative share", params: map[string]string{"server": testServer, "share": "export"}, wantErr: []string{"share", "absolute"}},
-		{name: "unknown key", params: withParams(map[string]string{"fooBar": "1"}), wantErr: []string{`"fooBar"`, "unknown"}},
+		{name: "unknown key", params: withParams(map[string]string{"fooBar": "1"}), wantErr: []string{`"fooBar"`, "unknown", "adoptExisting"}},
+		{name: "adoptExisting true", params: withParams(map[string]string{"AdoptExisting": "True"}), check: func(t *testing.T, p createParams) {
+			if !p.AdoptExisting {
+				t.Error("AdoptExisting = false")
+			}
+		}},
+		{name: "adoptExisting absent", params: baseParams(), check: func(t *testing.T, p createParams) {
+			if p.AdoptExisting {
+				t.Error("AdoptExisting = true by default")
+			}
+		}},
+		{name: "adoptExisting bad", params: withParams(map[string]string{"adoptExisting": "yes"}), wantErr: []string{"adoptExisting", `"yes"`, `"true"`}},
 		{name: "unknown csi-looking key without the prefix", params: withParams(map[string]string{"csi.storage.k8s.io": "x"}), wantErr: []string{"csi.storage.k8s.io"}},
 		{
 			name: "csi.storage.k8s.io keys ignored, pvc/pv ones fill the template values",

@@ -126,15 +126,14 @@ func TestRecordsDirectoryIsNotAVolume(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument)
 	_, err = e.d.CreateVolume(context.Background(), createReq("x", withParams(map[string]string{"subDir": ".nfs-csi/volumes"})))
 	wantCode(t, err, codes.InvalidArgument)
-	before, err := os.ReadDir(e.exportPath(".nfs-csi/volumes"))
-	if err != nil || len(before) != 1 {
-		t.Fatalf("records: %v, %v; want one", before, err)
+	before := e.records(t)
+	if len(before) != 1 {
+		t.Fatalf("records: %q; want one", before)
 	}
 	if _, err := e.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: "v1#delete#10.0.0.1#/export#.nfs-csi#"}); err != nil {
 		t.Fatal(err)
 	}
-	after, err := os.ReadDir(e.exportPath(".nfs-csi/volumes"))
-	if err != nil || len(after) != 1 {
-		t.Errorf("records after DeleteVolume of the records directory: %v, %v", after, err)
+	if after := e.records(t); !sameStrings(before, after) {
+		t.Errorf("records after DeleteVolume of the records directory: %q, want %q", after, before)
 	}
 }

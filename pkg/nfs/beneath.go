@@ -112,6 +112,31 @@ func mkdirAllBeneath(rootFd int, rel string, mode uint32, wantFd bool) (fd int, 
 	return fd, created, nil
 }
 
+// sillyRenamePrefix and sillyRenameHexDigits are the Linux NFS client's
+// silly-rename pattern: nfs_sillyrename names an open, unlinked file
+// ".nfs" + 16 hex digits of the file ID + 8 hex digits of a counter (%llx, %x:
+// lowercase).
+const (
+	sillyRenamePrefix    = ".nfs"
+	sillyRenameHexDigits = 24
+)
+
+// isSillyRename reports whether name is exactly a silly-renamed file, so that
+// a user's own .nfsrc is deleted like any other file instead of being taken
+// for an open one and blocking the deletion forever.
+func isSillyRename(name string) bool {
+	hex, ok := strings.CutPrefix(name, sillyRenamePrefix)
+	if !ok || len(hex) != sillyRenameHexDigits {
+		return false
+	}
+	for _, c := range hex {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrBusy reports files that another NFS client still holds open.
 var ErrBusy = errors.New("files are still open on another NFS client")
 
@@ -128,51 +153,72 @@ func (e *BusyError) Unwrap() error { return ErrBusy }
 
 // RemoveTreeAt removes name, a directory entry of dirFd, with everything
 // below it, never following symlinks (a symlink is unlinked, not entered).
-// Files named .nfs* are open on some NFS client; they are left in place and
+// Silly-renamed files (.nfs + 24 hex digits) are open on some NFS client; they are left in place and
 // reported as a *BusyError after everything else is gone, so a retry can
 // finish the job and nothing is reported as deleted while it is not.
 // A missing name is not an error.
 func RemoveTreeAt(dirFd int, name string) error {
+	_, err := removeTree(dirFd, name, name, nil)
+	return err
+}
+
+// removeTree is RemoveTreeAt that leaves in place every directory below name
+// for which keep (given its path as rel + "/...") says so, and the
+// directories on the way to it; it returns the kept paths. keep may be nil.
+func removeTree(dirFd int, name, rel string, keep func(rel string) (bool, error)) (kept []string, err error) {
 	// Most volumes are deleted empty or small; try the cheap call first.
-	err := unix.Unlinkat(dirFd, name, unix.AT_REMOVEDIR)
+	err = unix.Unlinkat(dirFd, name, unix.AT_REMOVEDIR)
 	switch err {
 	case nil, unix.ENOENT:
-		return nil
+		return nil, nil
 	case unix.ENOTDIR:
 		err := unix.Unlinkat(dirFd, name, 0)
 		if err == nil || err == unix.ENOENT {
-			return nil
+			return nil, nil
 		}
 		if err != unix.EISDIR {
-			return fmt.Errorf("unlink %q: %w", name, err)
+			return nil, fmt.Errorf("unlink %q: %w", name, err)
 		}
 		// The server says "not a directory", the client's cached entry says
 		// "directory": it was swapped on the server. The O_NOFOLLOW open in
 		// removeContents revalidates the entry and handles what it really is.
 	case unix.ENOTEMPTY, unix.EEXIST:
 	default:
-		return fmt.Errorf("rmdir %q: %w", name, err)
+		return nil, fmt.Errorf("rmdir %q: %w", name, err)
 	}
-	busy, err := removeContents(dirFd, name, name)
-	if err != nil {
-		return err
+	w := treeRemoval{keep: keep}
+	if err := w.removeContents(dirFd, name, rel); err != nil {
+		return w.kept, err
 	}
-	if len(busy) > 0 {
-		return &BusyError{Files: busy}
+	if len(w.busy) > 0 {
+		return w.kept, &BusyError{Files: w.busy}
+	}
+	if len(w.kept) > 0 {
+		return w.kept, nil
 	}
 	if err := unix.Unlinkat(dirFd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-		return fmt.Errorf("rmdir %q: %w", name, err)
+		return nil, fmt.Errorf("rmdir %q: %w", name, err)
 	}
-	return nil
+	return nil, nil
 }
 
-func removeContents(parentFd int, name, display string) (busy []string, err error) {
+// treeRemoval is one removeTree walk: what it had to leave, and why.
+type treeRemoval struct {
+	keep func(rel string) (bool, error)
+	busy []string // silly-renamed files, open on some client
+	kept []string // directories keep asked for
+}
+
+// removeContents empties the directory name of parentFd, whose path is
+// display. It reports through w what it left, and whether anything of this
+// directory had to stay.
+func (w *treeRemoval) removeContents(parentFd int, name, display string) error {
 	fd, err := openDirAt(parentFd, name)
 	if err != nil {
 		if errors.Is(err, ErrSymlink) {
-			return nil, ignoreNotExist(unix.Unlinkat(parentFd, name, 0))
+			return ignoreNotExist(unix.Unlinkat(parentFd, name, 0))
 		}
-		return nil, ignoreNotExist(err)
+		return ignoreNotExist(err)
 	}
 	dir := os.NewFile(uintptr(fd), display)
 	defer dir.Close()
@@ -181,8 +227,8 @@ func removeContents(parentFd int, name, display string) (busy []string, err erro
 		for _, e := range entries {
 			child := display + "/" + e.Name()
 			if !e.IsDir() {
-				if strings.HasPrefix(e.Name(), ".nfs") {
-					busy = append(busy, child)
+				if isSillyRename(e.Name()) {
+					w.busy = append(w.busy, child)
 					continue
 				}
 				err := unix.Unlinkat(fd, e.Name(), 0)
@@ -190,18 +236,27 @@ func removeContents(parentFd int, name, display string) (busy []string, err erro
 					continue
 				}
 				if err != unix.EISDIR {
-					return busy, fmt.Errorf("unlink %q: %w", child, err)
+					return fmt.Errorf("unlink %q: %w", child, err)
 				}
 				// It became a directory since ReadDir: remove it as one.
 			}
-			sub, err := removeContents(fd, e.Name(), child)
-			busy = append(busy, sub...)
-			if err != nil {
-				return busy, err
+			if w.keep != nil {
+				keep, err := w.keep(child)
+				if err != nil {
+					return err
+				}
+				if keep {
+					w.kept = append(w.kept, child)
+					continue
+				}
 			}
-			if len(sub) == 0 {
+			left := len(w.busy) + len(w.kept)
+			if err := w.removeContents(fd, e.Name(), child); err != nil {
+				return err
+			}
+			if len(w.busy)+len(w.kept) == left {
 				if err := unix.Unlinkat(fd, e.Name(), unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-					return busy, fmt.Errorf("rmdir %q: %w", child, err)
+					return fmt.Errorf("rmdir %q: %w", child, err)
 				}
 			}
 		}
@@ -209,7 +264,7 @@ func removeContents(parentFd int, name, display string) (busy []string, err erro
 			break
 		}
 	}
-	return busy, nil
+	return nil
 }
 
 // ExistingDepth counts how many leading components of rel exist, as real

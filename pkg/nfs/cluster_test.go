@@ -17,7 +17,7 @@ func provisionFor(t *testing.T, sh *Share, vol Volume, clusterID string) {
 	t.Helper()
 	rec := testRecord(vol)
 	rec.ClusterID = clusterID
-	if _, err := Provision(sh, vol, rec, nil, sameVolume(rec)); err != nil {
+	if _, err := Provision(sh, vol, rec, ProvisionOptions{Compatible: sameVolume(rec)}); err != nil {
 		t.Fatalf("Provision(%s) for cluster %q: %v", vol.SubDir, clusterID, err)
 	}
 }
@@ -197,8 +197,8 @@ func TestDisposeClusterID(t *testing.T) {
 			if err != nil || done != tt.want {
 				t.Fatalf("Dispose = %q, %v; want %q", done, err, tt.want)
 			}
-			if _, ok := readShareRecord(t, sh, vol.SubDir); ok {
-				t.Error("the record survived")
+			if rec, ok := readShareRecord(t, sh, vol.SubDir); ok != (tt.want == Retained) || ok && !rec.Tombstone {
+				t.Errorf("record after %q: %+v, %v; want a tombstone only for %q", tt.want, rec, ok, Retained)
 			}
 			switch tt.want {
 			case Deleted:
@@ -222,7 +222,7 @@ func TestDisposeClusterIDRetryAfterPartialDelete(t *testing.T) {
 	sh := acquireTestShare(t)
 	vol := testVolume("ns/pvc-1", OnDeleteDelete)
 	provisionFor(t, sh, vol, "cluster-a")
-	busyFile := filepath.Join(sh.Path(), "ns", "pvc-1", ".nfs0000000000abcd00000001")
+	busyFile := filepath.Join(sh.Path(), "ns", "pvc-1", ".nfs000000000000abcd00000001")
 	mustWrite(t, busyFile, "open on another node")
 	mustWrite(t, filepath.Join(sh.Path(), "ns", "pvc-1", "other"), "x")
 

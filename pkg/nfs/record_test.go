@@ -2,6 +2,7 @@ package nfs
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,14 +172,77 @@ func TestReadRecordCorrupt(t *testing.T) {
 	}
 }
 
-func TestCreateRecordTooBig(t *testing.T) {
-	root, fd := openTestRecordDir(t)
-	err := CreateRecord(fd, "big", Record{Name: strings.Repeat("n", 4096)})
-	if err == nil || !strings.Contains(err.Error(), "symlink limit") {
-		t.Fatalf("CreateRecord of an oversized record = %v", err)
+// Records used to be checked against 4,095 bytes only, but XFS and several
+// NAS filers cap a symlink at 1,024: with a long share path and long names a
+// valid record reached about 1,100 bytes there, and CreateVolume failed.
+// Every input that validation accepts now gives a record under 1,024 bytes
+// that still compares equal to its volume, name, claim and cluster.
+func TestRegressionRecordFitsXFSSymlinkLimit(t *testing.T) {
+	label := strings.Repeat("s", 63)
+	server := strings.Join([]string{label, label, label, strings.Repeat("s", 61)}, ".") // 253 bytes
+	component := strings.Repeat("c", MaxComponentLen)
+	share := "/" + strings.Repeat(component+"/", 3) + strings.Repeat("d", MaxShareLen-1-3*(MaxComponentLen+1))
+	subDir := strings.Repeat(component+"/", 3) + strings.Repeat("e", MaxSubDirLen-3*(MaxComponentLen+1)-2) + "/f"
+	vol := Volume{Server: server, Share: share, SubDir: subDir, OnDelete: OnDeleteArchive,
+		MountOptions: []string{"nfsvers=4.1", "hard", "timeo=600", "retrans=2", "sec=" + strings.Repeat("k", 300)}}
+	if err := vol.Validate(); err != nil {
+		t.Fatalf("the test's volume is not valid: %v", err)
 	}
-	if exists(t, filepath.Join(root, RecordDir, recordKey("big"))) {
-		t.Error("an oversized record was written")
+	if len(share) != MaxShareLen || len(subDir) != MaxSubDirLen || ValidateServer(server) != nil {
+		t.Fatalf("share %d, subDir %d bytes, server %v: not the longest accepted", len(share), len(subDir), ValidateServer(server))
+	}
+	for _, tt := range []struct {
+		name string
+		rec  Record
+	}{
+		{"longest everything", Record{
+			Name: strings.Repeat(`n\"`, 2000), VolumeID: vol.ID(), CapacityBytes: math.MaxInt64, MountPermissions: "7777",
+			Adopted: true, ClusterID: strings.Repeat("\x01", 64), Created: math.MaxInt64, Tombstone: true,
+			ClaimNamespace: strings.Repeat("a", 63), ClaimName: strings.Repeat("\u2028", 253),
+		}},
+		{"short fields, long ID", Record{Name: "pvc-1", VolumeID: vol.ID(), ClusterID: "c", ClaimNamespace: "ns", ClaimName: "data"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root, fd := openTestRecordDir(t)
+			if err := CreateRecord(fd, subDir, tt.rec); err != nil {
+				t.Fatalf("CreateRecord: %v", err)
+			}
+			target, err := os.Readlink(filepath.Join(root, RecordDir, recordKey(subDir)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(target) > 1023 {
+				t.Errorf("record is %d bytes, over XFS's 1,024-byte symlink limit", len(target))
+			}
+			got, ok, err := ReadRecord(fd, subDir)
+			if err != nil || !ok {
+				t.Fatalf("ReadRecord: %v, %v", ok, err)
+			}
+			if !got.IsVolume(vol.ID()) || got.IsVolume(vol.ID()+"x") || !got.HasName(tt.rec.Name) || got.HasName("other") {
+				t.Errorf("read back %+v: volume or name does not compare", got)
+			}
+			if got.ForeignTo(tt.rec.ClusterID) || !got.ForeignTo("other") || !got.sameClaim(tt.rec) {
+				t.Errorf("read back %+v: cluster or claim does not compare", got)
+			}
+			if got.CapacityBytes != tt.rec.CapacityBytes || got.Tombstone != tt.rec.Tombstone || got.Created != tt.rec.Created {
+				t.Errorf("read back %+v, want %+v", got, tt.rec)
+			}
+		})
+	}
+}
+
+// A record as the code before compact records wrote it (version 1, the
+// whole volume ID) still reads and compares.
+func TestVersion1RecordStillReads(t *testing.T) {
+	root, fd := openTestRecordDir(t)
+	const v1 = `{"v":1,"name":"pvc-1","id":"v1#delete#10.0.0.1#/export#pvc-1#","capacityBytes":1073741824,"mountPermissions":"0777","adopted":true,"clusterID":"a"}`
+	mustSymlink(t, v1, filepath.Join(root, RecordDir, recordKey("pvc-1")))
+	got, ok, err := ReadRecord(fd, "pvc-1")
+	if err != nil || !ok {
+		t.Fatalf("ReadRecord: %v, %v", ok, err)
+	}
+	if !got.IsVolume("v1#delete#10.0.0.1#/export#pvc-1#") || !got.HasName("pvc-1") || got.ForeignTo("a") || !got.Adopted || got.MountPermissions != "0777" {
+		t.Errorf("v1 record read as %+v", got)
 	}
 }
 

@@ -31,7 +31,7 @@ func TestRegressionFakeMounterBacksShareMounts(t *testing.T) {
 	}
 	defer sh.Release()
 	vol := Volume{Server: "h", Share: "/s", SubDir: "pvc-1", OnDelete: OnDeleteDelete}
-	if _, err := Provision(sh, vol, Record{Name: "pvc-1", VolumeID: vol.ID()}, nil, func(Record) error { return nil }); err != nil {
+	if _, err := Provision(sh, vol, Record{Name: "pvc-1", VolumeID: vol.ID()}, ProvisionOptions{Compatible: func(Record) error { return nil }}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(export, "pvc-1")); err != nil {
@@ -84,14 +84,15 @@ func TestRegressionDisposeIgnoresRecordVolumeID(t *testing.T) {
 }
 
 // A directory that existed before its volume used to be deleted with the
-// volume, data the driver never created included. Now it is adopted: the
-// volume works, and its delete policy leaves the data alone.
+// volume, data the driver never created included. Now it is adopted only when
+// the class allows it (adoptExisting): the volume works, and its delete
+// policy leaves the data alone.
 func TestRegressionProvisionAdoptsExistingDirectory(t *testing.T) {
 	sh := acquireTestShare(t)
 	mustWrite(t, filepath.Join(sh.Path(), "team-a", "data", "old.db"), "pre-existing")
 	vol := testVolume("team-a/data", OnDeleteDelete)
 	rec := testRecord(vol)
-	stored, err := Provision(sh, vol, rec, nil, sameVolume(rec))
+	stored, err := Provision(sh, vol, rec, ProvisionOptions{AdoptExisting: true, Compatible: sameVolume(rec)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +114,11 @@ func TestRegressionProvisionRecordVersion(t *testing.T) {
 	sh := acquireTestShare(t)
 	vol := testVolume("pvc-1", OnDeleteDelete)
 	rec := testRecord(vol)
-	first, err := Provision(sh, vol, rec, nil, sameVolume(rec))
+	first, err := Provision(sh, vol, rec, ProvisionOptions{Compatible: sameVolume(rec)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := Provision(sh, vol, rec, nil, sameVolume(rec))
+	second, err := Provision(sh, vol, rec, ProvisionOptions{Compatible: sameVolume(rec)})
 	if err != nil {
 		t.Fatal(err)
 	}

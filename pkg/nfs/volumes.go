@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 )
 
 // Provision makes vol's directory on the share and records it as rec.
@@ -21,11 +23,13 @@ import (
 // directory. When a record already exists, compatible decides whether it is
 // this same volume (a retry: the directory is made sure of and the stored
 // record returned) or a conflict (its error is returned with the stored record).
-// A directory that existed before is adopted, never deleted later; parents
-// that the driver creates get a marker, so that only they are removed with
-// their last volume. perm, when not nil, is applied to the volume directory
-// with fchmod, so the process umask does not matter.
-func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(stored Record) error) (Record, error) {
+// A directory that existed before is adopted (and never deleted later) only
+// when it is the retained directory of the same claim, or when
+// opts.AdoptExisting allows a directory the driver knows nothing about;
+// otherwise an *AdoptionError says so. Parents that the driver creates get a
+// marker, so that only they are removed with their last volume.
+func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record, error) {
+	perm, compatible := opts.Perm, opts.Compatible
 	if vol.SubDir == "" {
 		return Record{}, fmt.Errorf("volume %s: refusing to provision the share root of %s", vol.ID(), vol.ShareSource())
 	}
@@ -39,22 +43,39 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	}
 	rec.Version = 1
 	rec.Adopted = depth == len(strings.Split(vol.SubDir, "/"))
-	stored := rec
-	switch err := CreateRecord(recFd, vol.SubDir, rec); {
-	case errors.Is(err, ErrRecordExists):
-		var ok bool
-		stored, ok, err = ReadRecord(recFd, vol.SubDir)
-		if err != nil {
-			return Record{}, err
+	if rec.Created == 0 {
+		rec.Created = time.Now().Unix()
+	}
+	store := symlinkStore{fd: recFd}
+	stored, claimed, unknownDir, err := claimRecord(store, vol, rec, compatible)
+	if err != nil {
+		return stored, err
+	}
+	// rollback forgets a record this call wrote, when the volume cannot be made.
+	rollback := func(err error) error {
+		if !claimed {
+			return err
 		}
-		if !ok {
-			return Record{}, fmt.Errorf("volume %s: the record of %s vanished while it was read; retry", vol.ID(), vol.SubDir)
+		derr := store.Delete(vol.SubDir)
+		if derr == nil {
+			derr = unmarkNested(recFd, vol.SubDir)
 		}
-		if err := compatible(stored); err != nil {
-			return stored, err
+		if derr != nil {
+			return fmt.Errorf("%w; and the record could not be rolled back: %v", err, derr)
 		}
-	case err != nil:
-		return Record{}, err
+		return err
+	}
+	if err := markNested(recFd, vol.SubDir); err != nil {
+		return Record{}, rollback(err)
+	}
+	// Only a directory that existed before the volume's record can hold
+	// volumes of a driver without nesting checks; a retry over the
+	// volume's own directory does not search it again.
+	if err := checkNested(sh, recFd, vol, rec.Adopted && stored.Adopted); err != nil {
+		return stored, rollback(err)
+	}
+	if unknownDir && !opts.AdoptExisting {
+		return Record{}, rollback(&AdoptionError{Volume: vol, Claim: rec.Claim()})
 	}
 	var fd int
 	var created []string
@@ -76,7 +97,13 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 		if fd >= 0 {
 			unix.Close(fd)
 		}
-		return stored, fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+		err = fmt.Errorf("volume %s: create %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
+		if slices.Contains(created, vol.SubDir) {
+			return stored, err // made, only a parent marker failed: a retry finishes
+		}
+		// The directory was not made, so the record protects nothing; left
+		// behind, it would refuse the subDir to every other name.
+		return stored, rollback(err)
 	}
 	if perm != nil {
 		defer unix.Close(fd)
@@ -87,18 +114,142 @@ func Provision(sh *Share, vol Volume, rec Record, perm *uint32, compatible func(
 	return stored, nil
 }
 
+// ProvisionOptions are Provision's choices beyond the record.
+type ProvisionOptions struct {
+	// Perm, when not nil, is applied to the volume directory with fchmod, so
+	// the process umask does not matter.
+	Perm *uint32
+	// AdoptExisting lets a volume take over a directory that exists without
+	// any record (the StorageClass's adoptExisting: "true").
+	AdoptExisting bool
+	// Compatible decides whether an existing record is this same volume (a
+	// retry) or a conflict, whose error it returns.
+	Compatible func(stored Record) error
+}
+
+// ErrAdoption is the refusal to hand an existing directory's data to a new
+// volume.
+var ErrAdoption = errors.New("the directory exists and is not this claim's")
+
+// AdoptionError explains why an existing directory was not adopted.
+type AdoptionError struct {
+	Volume Volume
+	// Tombstone is the record of the retained volume that left the directory;
+	// nil when the driver knows nothing about the directory.
+	Tombstone *Record
+	// Claim is the new volume's claim, "namespace/name", possibly empty.
+	Claim string
+}
+
+func (e *AdoptionError) Error() string {
+	v := e.Volume
+	if e.Tombstone == nil {
+		return fmt.Sprintf("%v: directory %s on %s already exists, and no record says which volume it belongs to; "+
+			"its data is handed to a new volume only when the StorageClass says so with adoptExisting: \"true\". "+
+			"Set that if the directory is meant for this claim; otherwise remove or rename the directory, "+
+			"or give the class a subDir template that is unique per claim, such as ${pvc.metadata.namespace}/${pvc.metadata.name}",
+			ErrAdoption, v.SubDir, v.ShareSource())
+	}
+	ts := e.Tombstone
+	return fmt.Sprintf("%v: directory %s on %s holds the retained data of volume %q (%s) of claim %s, deleted with onDelete: retain; "+
+		"only a claim of that same namespace and name adopts it, and this one is %s. "+
+		"Use a subDir template that includes the namespace, such as ${pvc.metadata.namespace}/${pvc.metadata.name}; "+
+		"to hand the data to another claim on purpose, remove the tombstone %s on %s by hand and set adoptExisting: \"true\"",
+		ErrAdoption, v.SubDir, v.ShareSource(), ts.Name, ts.VolumeID, describeClaim(ts.Claim()), describeClaim(e.Claim),
+		path.Join(v.Share, RecordDir, recordKey(v.SubDir)), v.Server)
+}
+
+func (e *AdoptionError) Unwrap() error { return ErrAdoption }
+
+func describeClaim(c string) string {
+	if c == "" {
+		return "unknown (CreateVolume had no csi.storage.k8s.io/pvc/namespace and pvc/name parameters: run csi-provisioner with --extra-create-metadata)"
+	}
+	return c
+}
+
+// claimRecord writes rec as the record of vol's subdirectory. When a record
+// exists, compatible decides whether it is this same volume (a retry: the
+// stored record is returned) or a conflict (its error is returned). A
+// conflicting record whose directory does not exist and that is older than
+// StaleRecordAge, or a tombstone whose directory is gone, is reclaimed once;
+// so is a tombstone of the same claim, whose directory is then adopted.
+// claimed says whether this call wrote the record, so that it can roll it back when
+// the directory cannot be made; unknownDir, whether the directory existed with
+// no record at all, so that adoptExisting decides.
+func claimRecord(store symlinkStore, vol Volume, rec Record, compatible func(stored Record) error) (stored Record, claimed, unknownDir bool, err error) {
+	dirExists := rec.Adopted
+	reclaimed := false
+	for attempt := 0; attempt < 3; attempt++ {
+		err := store.Create(vol.SubDir, rec)
+		if err == nil {
+			return rec, true, dirExists && !reclaimed, nil
+		}
+		if !errors.Is(err, ErrRecordExists) {
+			return Record{}, false, false, err
+		}
+		stored, raw, ok, err := readRecordAt(store.fd, recordKey(vol.SubDir), vol.SubDir)
+		if err != nil {
+			return Record{}, false, false, err
+		}
+		if !ok {
+			continue // deleted between the two calls: claim it again
+		}
+		var cerr error
+		switch {
+		case stored.Tombstone && stored.ForeignTo(rec.ClusterID):
+			cerr = compatible(stored)
+		case stored.Tombstone && !dirExists:
+			// The retained directory was removed: nothing left to protect.
+		case stored.Tombstone && stored.sameClaim(rec):
+			// The same claim, created again: it gets its data back.
+		case stored.Tombstone:
+			cerr = &AdoptionError{Volume: vol, Tombstone: &stored, Claim: rec.Claim()}
+		default:
+			cerr = compatible(stored)
+			if cerr == nil {
+				// A retry: finish what a crash may have left undone.
+				return stored, false, false, store.indexName(vol.SubDir, rec.Name)
+			}
+			if !dirExists && stored.reclaimable(rec.ClusterID, time.Now()) {
+				cerr = nil
+			}
+		}
+		if cerr != nil {
+			return stored, false, false, cerr
+		}
+		if reclaimed {
+			return stored, false, false, fmt.Errorf("volume %s: the record of %s on %s changed while it was reclaimed; retry", vol.ID(), vol.SubDir, vol.ShareSource())
+		}
+		reclaimed = true
+		free, err := reclaimRecord(store.fd, vol.SubDir, raw)
+		if err != nil {
+			return stored, false, false, err
+		}
+		if free {
+			klog.InfoS("Reclaimed a record: a volume whose directory never appeared, or a retained volume's tombstone",
+				"volumeID", vol.ID(), "path", vol.Source(), "staleName", stored.Name, "staleVolumeID", stored.VolumeID,
+				"staleCreated", time.Unix(stored.Created, 0).UTC())
+		}
+	}
+	return Record{}, false, false, fmt.Errorf("volume %s: the record of %s on %s keeps changing under concurrent creates; retry", vol.ID(), vol.SubDir, vol.ShareSource())
+}
+
 // Disposal says what Dispose did.
 type Disposal string
 
 // What Dispose can do to a volume's directory.
 const (
-	Deleted     Disposal = "deleted"
-	Archived    Disposal = "archived"
-	Retained    Disposal = "retained"
-	NotOurs     Disposal = "left in place: no creation record (a static volume, or already deleted)"
-	OtherOwner  Disposal = "left in place: the directory's creation record belongs to another volume ID"
-	ShareRootNo Disposal = "left in place: a volume that is the share root is never deleted"
-	Adopted     Disposal = "left in place: the directory existed before the volume was created"
+	Deleted Disposal = "deleted"
+	// DeletedKeptNested: the data is gone, but directories of other volumes
+	// inside it (created before nesting was refused) and their way up stay.
+	DeletedKeptNested Disposal = "deleted, except the directories of other volumes inside it"
+	Archived          Disposal = "archived"
+	Retained          Disposal = "retained"
+	NotOurs           Disposal = "left in place: no creation record (a static volume, or already deleted)"
+	OtherOwner        Disposal = "left in place: the directory's creation record belongs to another volume ID"
+	ShareRootNo       Disposal = "left in place: a volume that is the share root is never deleted"
+	Adopted           Disposal = "left in place: the directory existed before the volume was created"
 )
 
 // ForeignClusterError is Dispose's refusal to act on a volume whose creation
@@ -153,11 +304,14 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 	if err != nil || !ok {
 		return NotOurs, "", err
 	}
-	if rec.VolumeID != vol.ID() {
+	if !rec.IsVolume(vol.ID()) {
 		return OtherOwner, "", nil
 	}
 	if rec.ForeignTo(clusterID) {
 		return "", "", &ForeignClusterError{Volume: vol, RecordCluster: rec.ClusterID, Cluster: clusterID}
+	}
+	if rec.Tombstone {
+		return Retained, "", nil // a retry: the volume is already gone
 	}
 	switch {
 	case vol.OnDelete == OnDeleteRetain:
@@ -165,36 +319,81 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 	case rec.Adopted:
 		done = Adopted
 	case vol.OnDelete == OnDeleteArchive:
+		// A rename takes every directory inside along, and a volume nested
+		// in this one by a driver without nesting checks would move with
+		// it, away from its PV. Its record predates the markers when this
+		// one does (Created is zero).
+		var nested *NestedError
+		if err := checkDescendants(sh, recFd, vol, rec.Created == 0); errors.As(err, &nested) {
+			return "", "", fmt.Errorf("%w: volume %s: archiving %s on %s would move the directory %s of volume %q (%s) with it; "+
+				"nothing was changed. Delete that volume first; the archive is retried", ErrNested,
+				vol.ID(), vol.SubDir, vol.ShareSource(), nested.OtherDir, nested.Other.Name, nested.Other.VolumeID)
+		} else if err != nil {
+			return "", "", err
+		}
 		archivedAs, err = archive(sh.RootFd(), vol.SubDir, now)
 		if err != nil {
 			return "", "", fmt.Errorf("volume %s: archive %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 		}
 		done = Archived
 	default:
-		if err := removeVolumeDir(sh.RootFd(), recFd, vol.SubDir); err != nil {
+		kept, err := removeVolumeDir(sh.RootFd(), recFd, vol.SubDir)
+		if err != nil {
 			return "", "", fmt.Errorf("volume %s: delete %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 		}
 		done = Deleted
+		if len(kept) > 0 {
+			// What is left is only the way to other volumes: a parent like
+			// the ones templates make, removed with the last of them.
+			if err := CreateParentMarker(recFd, vol.SubDir); err != nil {
+				return "", "", err
+			}
+			done = DeletedKeptNested
+			klog.InfoS("Deleted a volume's data but kept the directories of other volumes inside it",
+				"volumeID", vol.ID(), "path", vol.Source(), "kept", kept)
+		}
 	}
-	if err := DeleteRecord(recFd, vol.SubDir); err != nil {
+	if done == Retained {
+		// The tombstone keeps the directory from being handed to another
+		// claim with the data in it.
+		rec.Tombstone = true
+		err = symlinkStore{fd: recFd}.Update(vol.SubDir, rec)
+	} else {
+		err = symlinkStore{fd: recFd}.deleteRecord(vol.SubDir, rec)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if err := unmarkNested(recFd, vol.SubDir); err != nil {
 		return "", "", err
 	}
 	return done, archivedAs, nil
 }
 
-func removeVolumeDir(rootFd, recFd int, subDir string) error {
+// removeVolumeDir removes a volume's directory, except the directories inside
+// it that have records of their own (kept, share-relative), and then the
+// parents the driver made that are now empty and are not volumes themselves.
+func removeVolumeDir(rootFd, recFd int, subDir string) (kept []string, err error) {
 	parent, base := splitParent(subDir)
 	pfd, err := openParent(rootFd, parent)
 	if err != nil {
-		return ignoreNotExist(err)
+		return nil, ignoreNotExist(err)
 	}
-	err = RemoveTreeAt(pfd, base)
+	kept, err = removeTree(pfd, base, subDir, func(rel string) (bool, error) { return hasRecord(recFd, rel) })
 	closeUnlessRoot(pfd, rootFd)
-	if err != nil {
-		return err
+	if err != nil || len(kept) > 0 {
+		return kept, err
 	}
-	return RemoveEmptyParents(rootFd, subDir,
-		func(dir string) (bool, error) { return HasParentMarker(recFd, dir) },
+	return nil, RemoveEmptyParents(rootFd, subDir,
+		func(dir string) (bool, error) {
+			// A parent that became a volume itself (an outer volume created
+			// after the inner one made the directory) is that volume's.
+			if owned, err := HasParentMarker(recFd, dir); err != nil || !owned {
+				return false, err
+			}
+			isVolume, err := hasRecord(recFd, dir)
+			return !isVolume, err
+		},
 		func(dir string) error { return DeleteParentMarker(recFd, dir) })
 }
 
@@ -259,14 +458,4 @@ func archive(rootFd int, subDir string, now time.Time) (string, error) {
 
 // DirExists reports whether the volume directory rel exists under the share,
 // as a real directory reached without symlinks.
-func DirExists(sh *Share, rel string) (bool, error) {
-	fd, err := OpenBeneath(sh.RootFd(), rel)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, ErrSymlink) {
-			return false, nil
-		}
-		return false, err
-	}
-	unix.Close(fd)
-	return true, nil
-}
+func DirExists(sh *Share, rel string) (bool, error) { return dirExistsAt(sh.RootFd(), rel) }

@@ -37,7 +37,7 @@ var errConflictTest = errors.New("conflict")
 func mustProvision(t *testing.T, sh *Share, vol Volume) Record {
 	t.Helper()
 	rec := testRecord(vol)
-	stored, err := Provision(sh, vol, rec, nil, sameVolume(rec))
+	stored, err := Provision(sh, vol, rec, ProvisionOptions{Compatible: sameVolume(rec)})
 	if err != nil {
 		t.Fatalf("Provision(%s): %v", vol.SubDir, err)
 	}
@@ -64,7 +64,7 @@ func TestProvisionCreatesDirAndRecord(t *testing.T) {
 			vol := testVolume(subDir, OnDeleteDelete)
 			rec := testRecord(vol)
 			called := false
-			stored, err := Provision(sh, vol, rec, nil, func(Record) error { called = true; return nil })
+			stored, err := Provision(sh, vol, rec, ProvisionOptions{Compatible: func(Record) error { called = true; return nil }})
 			if err != nil {
 				t.Fatalf("Provision: %v", err)
 			}
@@ -108,7 +108,7 @@ func TestProvisionPermIgnoresUmask(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vol := testVolume(fmt.Sprintf("ns/perm-%d", i), OnDeleteDelete)
 			rec := testRecord(vol)
-			if _, err := Provision(sh, vol, rec, tt.perm, sameVolume(rec)); err != nil {
+			if _, err := Provision(sh, vol, rec, ProvisionOptions{Perm: tt.perm, Compatible: sameVolume(rec)}); err != nil {
 				t.Fatalf("Provision: %v", err)
 			}
 			fi, err := os.Lstat(filepath.Join(sh.Path(), vol.SubDir))
@@ -129,17 +129,17 @@ func TestProvisionIdempotent(t *testing.T) {
 	vol := testVolume("ns/pvc-1", OnDeleteRetain)
 	rec := testRecord(vol)
 	perm := uint32(0o770)
-	first, err := Provision(sh, vol, rec, &perm, sameVolume(rec))
+	first, err := Provision(sh, vol, rec, ProvisionOptions{Perm: &perm, Compatible: sameVolume(rec)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustWrite(t, filepath.Join(sh.Path(), "ns", "pvc-1", "data"), "user data")
 
 	calls := 0
-	second, err := Provision(sh, vol, rec, &perm, func(stored Record) error {
+	second, err := Provision(sh, vol, rec, ProvisionOptions{Perm: &perm, Compatible: func(stored Record) error {
 		calls++
 		return sameVolume(rec)(stored)
-	})
+	}})
 	if err != nil {
 		t.Fatalf("second Provision: %v", err)
 	}
@@ -167,7 +167,7 @@ func TestProvisionFinishesAfterCrash(t *testing.T) {
 	if err := CreateRecord(fd, vol.SubDir, rec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Provision(sh, vol, rec, nil, sameVolume(rec)); err != nil {
+	if _, err := Provision(sh, vol, rec, ProvisionOptions{Compatible: sameVolume(rec)}); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
 	if ok, err := DirExists(sh, vol.SubDir); !ok || err != nil {
@@ -180,14 +180,14 @@ func TestProvisionConflict(t *testing.T) {
 	owner := testVolume("shared/dir", OnDeleteDelete)
 	ownerRec := testRecord(owner)
 	ownerRec.Name = "pvc-owner"
-	if _, err := Provision(sh, owner, ownerRec, nil, sameVolume(ownerRec)); err != nil {
+	if _, err := Provision(sh, owner, ownerRec, ProvisionOptions{Compatible: sameVolume(ownerRec)}); err != nil {
 		t.Fatal(err)
 	}
 	other := owner
 	other.OnDelete = OnDeleteRetain
 	otherRec := testRecord(other)
 	otherRec.Name = "pvc-other"
-	stored, err := Provision(sh, other, otherRec, nil, sameVolume(otherRec))
+	stored, err := Provision(sh, other, otherRec, ProvisionOptions{Compatible: sameVolume(otherRec)})
 	if !errors.Is(err, errConflictTest) {
 		t.Fatalf("Provision of a taken subDir = %v, want the compatible func's error", err)
 	}
@@ -202,7 +202,7 @@ func TestProvisionConflict(t *testing.T) {
 func TestProvisionRefusesShareRoot(t *testing.T) {
 	sh := acquireTestShare(t)
 	vol := testVolume("", OnDeleteDelete)
-	_, err := Provision(sh, vol, testRecord(vol), nil, func(Record) error { return nil })
+	_, err := Provision(sh, vol, testRecord(vol), ProvisionOptions{Compatible: func(Record) error { return nil }})
 	if err == nil || !strings.Contains(err.Error(), "share root") {
 		t.Fatalf("Provision of the share root = %v", err)
 	}
@@ -217,7 +217,7 @@ func TestProvisionRefusesSymlinkedParent(t *testing.T) {
 	mustSymlink(t, outside, filepath.Join(sh.Path(), "ns"))
 	vol := testVolume("ns/pvc-1", OnDeleteDelete)
 	rec := testRecord(vol)
-	_, err := Provision(sh, vol, rec, nil, sameVolume(rec))
+	_, err := Provision(sh, vol, rec, ProvisionOptions{Compatible: sameVolume(rec)})
 	if !errors.Is(err, ErrSymlink) {
 		t.Fatalf("Provision through a symlink = %v, want ErrSymlink", err)
 	}
@@ -299,7 +299,7 @@ func TestDisposeDeleteBusy(t *testing.T) {
 	sh := acquireTestShare(t)
 	vol := testVolume("ns/pvc-1", OnDeleteDelete)
 	mustProvision(t, sh, vol)
-	busyFile := filepath.Join(sh.Path(), "ns", "pvc-1", "sub", ".nfs0000000000abcd00000001")
+	busyFile := filepath.Join(sh.Path(), "ns", "pvc-1", "sub", ".nfs000000000000abcd00000001")
 	mustWrite(t, busyFile, "open on another node")
 	mustWrite(t, filepath.Join(sh.Path(), "ns", "pvc-1", "other"), "x")
 
@@ -308,7 +308,7 @@ func TestDisposeDeleteBusy(t *testing.T) {
 	if !errors.Is(err, ErrBusy) || !errors.As(err, &busy) {
 		t.Fatalf("Dispose with a busy file = %v, want a BusyError", err)
 	}
-	if len(busy.Files) != 1 || !strings.HasSuffix(busy.Files[0], "sub/.nfs0000000000abcd00000001") {
+	if len(busy.Files) != 1 || !strings.HasSuffix(busy.Files[0], "sub/.nfs000000000000abcd00000001") {
 		t.Errorf("busy files = %q", busy.Files)
 	}
 	if _, ok := readShareRecord(t, sh, vol.SubDir); !ok {
@@ -341,14 +341,17 @@ func TestDisposeRetain(t *testing.T) {
 	if got := readFile(t, filepath.Join(sh.Path(), "ns", "pvc-1", "data")); got != "keep" {
 		t.Errorf("retained data = %q", got)
 	}
-	if _, ok := readShareRecord(t, sh, vol.SubDir); ok {
-		t.Error("the record survived")
+	if rec, ok := readShareRecord(t, sh, vol.SubDir); !ok || !rec.Tombstone || rec.VolumeID != vol.ID() {
+		t.Errorf("record after retain = %+v, %v; want a tombstone of the volume", rec, ok)
 	}
-	// Without its record the retained directory is no longer the driver's:
-	// a later handle that says delete leaves it alone.
+	if done, _, err := Dispose(sh, vol, "", time.Now()); err != nil || done != Retained {
+		t.Errorf("retried Dispose = %q, %v; want %q", done, err, Retained)
+	}
+	// The tombstone is not the volume of a later handle that says delete:
+	// it leaves the directory alone.
 	vol.OnDelete = OnDeleteDelete
-	if done, _, err := Dispose(sh, vol, "", time.Now()); err != nil || done != NotOurs {
-		t.Errorf("Dispose of a retained volume = %q, %v; want %q", done, err, NotOurs)
+	if done, _, err := Dispose(sh, vol, "", time.Now()); err != nil || done != OtherOwner {
+		t.Errorf("Dispose of a retained volume = %q, %v; want %q", done, err, OtherOwner)
 	}
 	if !exists(t, filepath.Join(sh.Path(), "ns", "pvc-1", "data")) {
 		t.Error("retained data was deleted later")
@@ -558,7 +561,7 @@ func TestProvisionAndDisposeRefuseSymlinkedMetadataDir(t *testing.T) {
 	mustWrite(t, filepath.Join(sh.Path(), "pvc-1", "data"), "x")
 	vol := testVolume("pvc-1", OnDeleteDelete)
 	rec := testRecord(vol)
-	if _, err := Provision(sh, vol, rec, nil, sameVolume(rec)); !errors.Is(err, ErrSymlink) {
+	if _, err := Provision(sh, vol, rec, ProvisionOptions{Compatible: sameVolume(rec)}); !errors.Is(err, ErrSymlink) {
 		t.Errorf("Provision with a symlinked %s = %v, want ErrSymlink", MetadataDirName, err)
 	}
 	if _, _, err := Dispose(sh, vol, "", time.Now()); !errors.Is(err, ErrSymlink) {
@@ -634,7 +637,7 @@ func TestShareRootFdSurvivesEveryWalk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := removeVolumeDir(root, recFd, subDir); err != nil {
+		if _, err := removeVolumeDir(root, recFd, subDir); err != nil {
 			t.Fatal(err)
 		}
 		alive("removeVolumeDir " + subDir)

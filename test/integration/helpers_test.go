@@ -234,3 +234,28 @@ func archivesOf(t *testing.T, dir, base string) []string {
 	}
 	return out
 }
+
+// volumeRecords lists the live volume records on the export: the entries of
+// the records directory named by a subDir's key (32 hex digits), without the
+// markers beside them and without the tombstones of retained volumes.
+func volumeRecords(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(exportDir(), nfs.RecordDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if len(e.Name()) != 32 || strings.Trim(e.Name(), "0123456789abcdef") != "" {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join(exportDir(), nfs.RecordDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(target, `"tombstone":true`) {
+			out = append(out, e.Name()+" -> "+target)
+		}
+	}
+	return out
+}

@@ -209,9 +209,8 @@ func TestConcurrentCreateSameName(t *testing.T) {
 			if len(matches) != 1 {
 				t.Fatalf("directories for %s: %v", name, matches)
 			}
-			records, _ := os.ReadDir(filepath.Join(exportDir(), ".nfs-csi", "volumes"))
-			if len(records) != 1 {
-				t.Errorf("records: %d, want 1", len(records))
+			if records := volumeRecords(t); len(records) != 1 {
+				t.Errorf("records: %q, want 1", records)
 			}
 			e.delete(ids[0])
 		})
