@@ -316,8 +316,16 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	if msg := validateCapability(req.GetVolumeCapability()); msg != "" {
 		return nil, status.Errorf(codes.InvalidArgument, "ControllerPublishVolume %s: %s", id, msg)
 	}
-	if _, err := d.lookupVolume(ctx, "ControllerPublishVolume", id); err != nil {
+	vol, err := publishedVolume(id, req.GetVolumeContext())
+	if err != nil {
 		return nil, err
+	}
+	exists, err := d.volumeExists(ctx, vol)
+	if err != nil {
+		return nil, d.nfsStatus(err, id, vol)
+	}
+	if !exists {
+		return nil, status.Errorf(codes.NotFound, "ControllerPublishVolume: volume %s does not exist: no directory %s on %s", id, vol.SubDir, vol.ShareSource())
 	}
 	ok, err := d.nodes.Exists(ctx, node)
 	if err != nil {
@@ -327,6 +335,19 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 		return nil, status.Errorf(codes.NotFound, "ControllerPublishVolume %s: node %s does not run the %s node plugin", id, node, d.cfg.DriverName)
 	}
 	return &csi.ControllerPublishVolumeResponse{}, nil
+}
+
+// publishedVolume resolves the volume a publish request names the way the
+// node does (nodeVolume): from the volume context when it names a server and
+// share, so that static PVs with a free-form handle (docs/volume-id.md) and
+// PVs written for other NFS drivers attach; otherwise from the ID.
+func publishedVolume(id string, vc map[string]string) (nfs.Volume, error) {
+	vol, err := nodeVolume(id, vc)
+	if err != nil {
+		s := status.Convert(err)
+		return vol, status.Errorf(s.Code(), "ControllerPublishVolume: %s", s.Message())
+	}
+	return vol, nil
 }
 
 // ControllerUnpublishVolume has nothing to undo; it always succeeds for a
