@@ -301,7 +301,9 @@ func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 
 // ControllerPublishVolume is bookkeeping for NFS: there is nothing to attach.
 // It exists so that Kubernetes runs attach/detach, which is how it enforces
-// ReadWriteOnce and ReadWriteOncePod across nodes.
+// ReadWriteOnce and ReadWriteOncePod across nodes. It checks the request and
+// the node, and never touches NFS, so that a network problem between the
+// controller and a server cannot stop pods whose nodes reach it.
 func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
 	id, node := req.GetVolumeId(), req.GetNodeId()
 	if id == "" {
@@ -316,16 +318,11 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	if msg := validateCapability(req.GetVolumeCapability()); msg != "" {
 		return nil, status.Errorf(codes.InvalidArgument, "ControllerPublishVolume %s: %s", id, msg)
 	}
-	vol, err := publishedVolume(id, req.GetVolumeContext())
-	if err != nil {
+	// The share is not mounted here: whether the directory is there, and
+	// whether the node reaches the server, only the node's own mount can
+	// tell, and it reports both. See docs/design.md#controllerpublishvolume.
+	if _, err := publishedVolume(id, req.GetVolumeContext()); err != nil {
 		return nil, err
-	}
-	exists, err := d.volumeExists(ctx, vol)
-	if err != nil {
-		return nil, d.nfsStatus(err, id, vol)
-	}
-	if !exists {
-		return nil, status.Errorf(codes.NotFound, "ControllerPublishVolume: volume %s does not exist: no directory %s on %s", id, vol.SubDir, vol.ShareSource())
 	}
 	ok, err := d.nodes.Exists(ctx, node)
 	if err != nil {

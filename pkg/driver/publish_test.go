@@ -42,3 +42,34 @@ func TestRegressionPublishStaticFreeFormHandle(t *testing.T) {
 		})
 	}
 }
+
+// Every ControllerPublishVolume used to mount the share on the controller to
+// look for the directory, so one network problem between the controller and
+// a server stopped every new pod, even where the nodes reached the server.
+func TestRegressionPublishMountsNothing(t *testing.T) {
+	e := newEnv(t)
+	id := e.create(t, "pvc-1", baseParams()).GetVolumeId()
+	e.d.shares.Close() // the share mount CreateVolume left, so a new one would show
+	e.fake.FailWith = "mount.nfs: Connection timed out"
+	before := e.fake.MountCalls
+	for _, tc := range []struct {
+		name string
+		req  *csi.ControllerPublishVolumeRequest
+	}{
+		{"provisioned volume", &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: testNode, VolumeCapability: rwo()}},
+		{"static volume", &csi.ControllerPublishVolumeRequest{VolumeId: "static-1", NodeId: testNode, VolumeCapability: rwo(),
+			VolumeContext: map[string]string{"server": testServer, "share": testShare, "subDir": "pvc-1"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := e.d.ControllerPublishVolume(context.Background(), tc.req); err != nil {
+				t.Errorf("publish while the controller cannot mount the share: %v", err)
+			}
+		})
+	}
+	if got := e.fake.MountCalls - before; got != 0 {
+		t.Errorf("ControllerPublishVolume mounted %d times; want none", got)
+	}
+	if got := e.shareMounts(t); got != 0 {
+		t.Errorf("%d share mounts after publish; want none", got)
+	}
+}
