@@ -219,11 +219,27 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 			return nil, status.Errorf(codes.FailedPrecondition,
 				"DeleteVolume %s: %s on %s is still in use: %v. Stop the pods that use it on other nodes; the deletion is retried", id, vol.SubDir, vol.ShareSource(), err)
 		}
-		return nil, d.nfsStatus(err, id, vol)
+		return nil, deleteStatus(d.nfsStatus(err, id, vol), id, vol)
 	}
 	d.names.forgetID(id)
 	klog.InfoS("Volume deleted", "volumeID", id, "path", vol.Source(), "policy", vol.OnDelete, "result", out.done, "archivedAs", out.archivedAs)
 	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// deleteStatus keeps DeleteVolume's errors within the codes the CSI spec
+// gives it. It has no NOT_FOUND (a volume that is gone is success), so a share
+// the controller cannot find on the server ("no such export") is Unavailable:
+// the volume may well still be there once the export is back, and the
+// provisioner retries.
+func deleteStatus(err error, id string, vol nfs.Volume) error {
+	s := status.Convert(err)
+	if s.Code() != codes.NotFound {
+		return err
+	}
+	return status.Errorf(codes.Unavailable,
+		"DeleteVolume %s: the controller cannot mount the share %s to delete %s, so nothing was deleted; the deletion is retried. "+
+			"Check the export on the server (exportfs -v); if the share is gone for good, set the PV's reclaim policy to Retain and delete the PV: %s",
+		id, vol.ShareSource(), vol.SubDir, s.Message())
 }
 
 // withShare runs fn on the mounted share of vol, replacing the mount and
