@@ -49,7 +49,7 @@ func newKubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	cfg.UserAgent = "nfs-csi-controller/" + Version()
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("Kubernetes client: %w", err)
+		return nil, fmt.Errorf("build the Kubernetes client: %w", err)
 	}
 	return client, nil
 }
