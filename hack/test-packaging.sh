@@ -213,6 +213,11 @@ expect_fail "misspelt top-level value" \
   "additional properties 'controler' not allowed" --set controler.replicas=1
 expect_fail "invalid duration" \
   "at '/driver/nfsTimeout': '30 seconds' does not match pattern" --set 'driver.nfsTimeout=30 seconds'
+expect_fail "shareMountOptions entry without share" \
+  "at '/controller/shareMountOptions/0': missing properties 'share', 'mountOptions'" --set 'controller.shareMountOptions[0].server=s'
+expect_fail "shareMountOptions with a comma inside an option" \
+  "at '/controller/shareMountOptions/0/mountOptions/0'" --set 'controller.shareMountOptions[0].server=s' \
+  --set 'controller.shareMountOptions[0].share=/x' --set 'controller.shareMountOptions[0].mountOptions[0]=a\,b'
 expect_fail "clusterID with white space" \
   "at '/clusterID': 'prod east' does not match pattern" --set 'clusterID=prod east'
 
@@ -327,6 +332,16 @@ onlyone() {
 }
 onlyone "clusterID=abc: no other container (node DaemonSet, sidecars) gets --cluster-id" "$c"
 onlyone "default: no other container (node DaemonSet, sidecars) gets --cluster-id" "$d"
+
+echo "== --share-mount-options of the controller"
+hasnt "$d" "default rendering: no --share-mount-options" 'share-mount-options'
+has "$f" "full: controller.shareMountOptions as one JSON argument" \
+  'Deployment/storage-nfs-controller.container.nfs-csi.arg=--share-mount-options=[{"mountOptions":["nfsvers=4.1","hard"],"server":"nfs.example.internal","share":"/srv/nfs"},{"mountOptions":[],"server":"[fd00::5]","share":"/"}]'
+if [[ $(grep -c 'share-mount-options' "$f") == 1 ]]; then
+  ok "full: only the controller's driver gets --share-mount-options"
+else
+  fail "full: only the controller's driver gets --share-mount-options" "$(grep 'share-mount-options' "$f")"
+fi
 
 echo "== Dockerfile"
 df=Dockerfile

@@ -54,6 +54,10 @@ type Config struct {
 	// volume whose record names another cluster (a PV copied from there).
 	// ClusterIDAuto makes the controller read it from the API.
 	ClusterID string
+	// ShareMountOptions is the JSON of --share-mount-options: per server and
+	// share, the options of the controller's own share mounts, in place of
+	// the ones the volume IDs carry (nfs.ParseShareOptions).
+	ShareMountOptions string
 	// Kubeconfig is the controller's Kubernetes API access; empty means the
 	// pod's in-cluster configuration, when there is one.
 	Kubeconfig string
@@ -127,10 +131,15 @@ func New(cfg Config) (*Driver, error) {
 		if cfg.WorkDir == "" {
 			return nil, fmt.Errorf("--workdir is required when the controller service runs")
 		}
+		configured, err := nfs.ParseShareOptions(cfg.ShareMountOptions)
+		if err != nil {
+			return nil, fmt.Errorf("--share-mount-options: %w", err)
+		}
 		shares, err := nfs.NewShareMounts(d.mounter, filepath.Join(cfg.WorkDir, "shares"), cfg.ShareIdleTimeout)
 		if err != nil {
 			return nil, err
 		}
+		shares.UseShareOptions(configured)
 		d.shares = shares
 	}
 	// A controller that shares its process with the node service knows the
