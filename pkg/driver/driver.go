@@ -232,7 +232,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := d.NewGRPCServer()
-	klog.InfoS("Serving CSI", "driver", cfg.DriverName, "version", Version(), "mode", cfg.Mode, "endpoint", cfg.Endpoint, "node", cfg.NodeID, "clusterID", cfg.ClusterID)
+	klog.InfoS("Serving CSI", "driver", cfg.DriverName, "version", Version(), "mode", cfg.Mode, "endpoint", cfg.Endpoint, "node", cfg.NodeID, "clusterID", d.cfg.ClusterID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {
