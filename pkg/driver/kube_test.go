@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/example/nfs-csi/pkg/nfs"
 )
 
 const kubeSystemUID = "4c1d7a52-0000-4000-8000-kube-system"
@@ -142,4 +146,27 @@ func TestRegressionPublishChecksCSINode(t *testing.T) {
 	})
 	wantCode(t, err, codes.Unavailable)
 	wantMessageContains(t, err, "node-a", "csinodes")
+}
+
+func TestKubeconfigThatDoesNotWorkStopsTheController(t *testing.T) {
+	_, err := New(Config{Mode: ModeController, WorkDir: t.TempDir(), Mounter: nfs.NewFakeMounter(nil),
+		ClusterID: ClusterIDAuto, Kubeconfig: filepath.Join(t.TempDir(), "missing")})
+	if err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
+		t.Fatalf("New = %v, want an error naming --kubeconfig", err)
+	}
+}
+
+func TestNoAPIAccessMeansNoClusterIDAndTrustedNodes(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	d, err := New(Config{Mode: ModeController, WorkDir: t.TempDir(), Mounter: nfs.NewFakeMounter(nil), ClusterID: ClusterIDAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if d.cfg.ClusterID != "" {
+		t.Errorf("cluster ID %q without API access, want none", d.cfg.ClusterID)
+	}
+	if _, ok := d.nodes.(anyNode); !ok {
+		t.Errorf("node registry %T without API access, want anyNode", d.nodes)
+	}
 }
