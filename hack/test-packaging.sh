@@ -82,16 +82,11 @@ render_to "helm template (default values)" "$render/default.yaml" nfs-csi "$char
 render_to "helm template (full values)" "$render/full.yaml" r1 "$chart" --namespace storage --values "$full"
 render_to "helm template (attachRequired=false)" "$work/noattach.yaml" nfs-csi "$chart" --set csiDriver.attachRequired=false
 render_to "helm template (clusterID=abc)" "$work/clusterid.yaml" nfs-csi "$chart" --namespace kube-system --set clusterID=abc
-# lookup answers only in a cluster: in a copy of the chart, the kube-system
-# Namespace that lookup would return is a literal with a UID.
-lookup_chart=$work/lookup-chart
-cp -r "$chart" "$lookup_chart"
-sed -i 's|lookup "v1" "Namespace" "" "kube-system"|dict "metadata" (dict "uid" "4c1d7a52-kube-system-uid")|' "$lookup_chart/templates/_helpers.tpl"
-if grep -qF '"4c1d7a52-kube-system-uid"' "$lookup_chart/templates/_helpers.tpl"; then
-  render_to "helm template (kube-system UID found by lookup)" "$work/lookup.yaml" nfs-csi "$lookup_chart" --namespace kube-system
-  render_to "helm template (kube-system UID found by lookup, clusterID=abc)" "$work/lookup-set.yaml" nfs-csi "$lookup_chart" --namespace kube-system --set clusterID=abc
+render_to "helm template (clusterID empty, as in earlier versions' values)" "$work/clusterid-empty.yaml" nfs-csi "$chart" --namespace kube-system --set-string clusterID=
+if grep -rqw lookup "$chart/templates"; then
+  fail "the chart uses no Helm lookup (helm template, Argo CD and Flux do not run it)" "$(grep -rnw lookup "$chart/templates")"
 else
-  fail "the lookup of the kube-system Namespace is in _helpers.tpl (to stand in for it)"
+  ok "the chart uses no Helm lookup (helm template, Argo CD and Flux do not run it)"
 fi
 
 # NOTES.txt: helm prints it only after a real install, so render it in a
@@ -139,8 +134,7 @@ strict "default render: every object decodes strictly" "$work/default.facts" "$r
 strict "full render: every object decodes strictly" "$work/full.facts" "$render/full.yaml"
 strict "attachRequired=false render: every object decodes strictly" "$work/noattach.facts" "$work/noattach.yaml"
 strict "clusterID=abc render: every object decodes strictly" "$work/clusterid.facts" "$work/clusterid.yaml"
-[[ -f $work/lookup.yaml ]] && strict "lookup render: every object decodes strictly" "$work/lookup.facts" "$work/lookup.yaml"
-[[ -f $work/lookup-set.yaml ]] && strict "lookup render with clusterID=abc: every object decodes strictly" "$work/lookup-set.facts" "$work/lookup-set.yaml"
+strict "clusterID empty render: every object decodes strictly" "$work/clusterid-empty.facts" "$work/clusterid-empty.yaml"
 strict "deploy/examples: every object decodes strictly" "$work/examples.facts" deploy/examples/*.yaml
 # Negative control: the strict decoder does catch a misspelt field.
 sed 's/mountPropagation: Bidirectional/mountPropagaton: Bidirectional/' "$render/default.yaml" >"$work/typo.yaml"
@@ -219,6 +213,11 @@ expect_fail "misspelt top-level value" \
   "additional properties 'controler' not allowed" --set controler.replicas=1
 expect_fail "invalid duration" \
   "at '/driver/nfsTimeout': '30 seconds' does not match pattern" --set 'driver.nfsTimeout=30 seconds'
+expect_fail "shareMountOptions entry without share" \
+  "at '/controller/shareMountOptions/0': missing properties 'share', 'mountOptions'" --set 'controller.shareMountOptions[0].server=s'
+expect_fail "shareMountOptions with a comma inside an option" \
+  "at '/controller/shareMountOptions/0/mountOptions/0'" --set 'controller.shareMountOptions[0].server=s' \
+  --set 'controller.shareMountOptions[0].share=/x' --set 'controller.shareMountOptions[0].mountOptions[0]=a\,b'
 expect_fail "clusterID with white space" \
   "at '/clusterID': 'prod east' does not match pattern" --set 'clusterID=prod east'
 
@@ -310,10 +309,17 @@ hasnt "$n" "attachRequired=false: no attacher container" 'container\.csi-attache
 hasnt "$n" "attachRequired=false: no attacher role" '^ClusterRole/.*-attacher$'
 
 echo "== --cluster-id of the controller"
-hasnt "$d" "default rendering: no --cluster-id (lookup is empty under helm template)" 'cluster-id'
+has "$d" "default rendering: --cluster-id=auto (the driver reads the kube-system UID)" "Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=auto"
+has "$d" "default rendering: the controller may get the kube-system Namespace, and only it" "ClusterRole/nfs-csi-controller.rule=|namespaces|get|kube-system"
+hasnt "$d" "no rule on namespaces without resourceNames" '\.rule=[^|]*\|namespaces\|[^|]*\|$'
 has "$f" "full: --cluster-id from clusterID" "Deployment/storage-nfs-controller.container.nfs-csi.arg=--cluster-id=prod-east-1"
+hasnt "$f" "full: explicit clusterID, no access to namespaces" '\.rule=[^|]*\|namespaces\|'
 c=$work/clusterid.facts
 has "$c" "clusterID=abc: the controller's driver gets --cluster-id=abc" "Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=abc"
+hasnt "$c" "clusterID=abc: no access to namespaces" '\.rule=[^|]*\|namespaces\|'
+e=$work/clusterid-empty.facts
+has "$e" "clusterID empty: --cluster-id=auto" "Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=auto"
+has "$e" "clusterID empty: the controller may get the kube-system Namespace" "ClusterRole/nfs-csi-controller.rule=|namespaces|get|kube-system"
 # onlyone NAME FACTS: the one line about cluster-id is the controller driver's.
 onlyone() {
   local m
@@ -325,12 +331,16 @@ onlyone() {
   fi
 }
 onlyone "clusterID=abc: no other container (node DaemonSet, sidecars) gets --cluster-id" "$c"
-if [[ -f $work/lookup.facts ]]; then
-  has "$work/lookup.facts" "without clusterID: the kube-system UID from lookup becomes --cluster-id" \
-    "Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=4c1d7a52-kube-system-uid"
-  onlyone "without clusterID: only the controller's driver gets the looked-up --cluster-id" "$work/lookup.facts"
-  has "$work/lookup-set.facts" "clusterID wins over the looked-up UID" "Deployment/nfs-csi-controller.container.nfs-csi.arg=--cluster-id=abc"
-  onlyone "clusterID and lookup: one --cluster-id only" "$work/lookup-set.facts"
+onlyone "default: no other container (node DaemonSet, sidecars) gets --cluster-id" "$d"
+
+echo "== --share-mount-options of the controller"
+hasnt "$d" "default rendering: no --share-mount-options" 'share-mount-options'
+has "$f" "full: controller.shareMountOptions as one JSON argument" \
+  'Deployment/storage-nfs-controller.container.nfs-csi.arg=--share-mount-options=[{"mountOptions":["nfsvers=4.1","hard"],"server":"nfs.example.internal","share":"/srv/nfs"},{"mountOptions":[],"server":"[fd00::5]","share":"/"}]'
+if [[ $(grep -c 'share-mount-options' "$f") == 1 ]]; then
+  ok "full: only the controller's driver gets --share-mount-options"
+else
+  fail "full: only the controller's driver gets --share-mount-options" "$(grep 'share-mount-options' "$f")"
 fi
 
 echo "== Dockerfile"

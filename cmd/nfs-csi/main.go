@@ -30,7 +30,12 @@ func main() {
 	flag.DurationVar(&cfg.OperationTimeout, "nfs-timeout", driver.DefaultOperationTimeout, "bound on every NFS mount and file-system call")
 	flag.StringVar(&cfg.ClusterID, "cluster-id", "", "a stable identifier of the Kubernetes cluster this controller serves, e.g. the UID of the kube-system namespace; "+
 		"written into each volume's creation record, so that a PV copied into another cluster cannot delete or archive this cluster's data. "+
-		"Keep it unchanged: DeleteVolume refuses volumes whose record names another ID")
+		"Keep it unchanged: DeleteVolume refuses volumes whose record names another ID. "+
+		"\""+driver.ClusterIDAuto+"\": read the kube-system Namespace's UID from the Kubernetes API at start (needs get on namespaces/kube-system)")
+	flag.StringVar(&cfg.ShareMountOptions, "share-mount-options", "", "mount options of the controller's own share mounts per server and share, replacing those the volume IDs carry, "+
+		`as JSON: [{"server":"nfs.example.internal","share":"/srv/nfs","mountOptions":["nfsvers=4.1"]}]`)
+	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the controller's Kubernetes API access (for --cluster-id=auto and the CSINode check of ControllerPublishVolume); "+
+		"empty: the pod's in-cluster configuration, when it runs in a pod")
 	showVersion := flag.Bool("version", false, "print version, commit and Go/OS/arch, then exit")
 	flag.Parse()
 

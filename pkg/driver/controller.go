@@ -191,10 +191,26 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 			return nil, status.Errorf(codes.FailedPrecondition,
 				"DeleteVolume %s: %s on %s is still in use: %v. Stop the pods that use it on other nodes; the deletion is retried", id, vol.SubDir, vol.ShareSource(), err)
 		}
-		return nil, d.nfsStatus(err, id, vol)
+		return nil, deleteStatus(d.nfsStatus(err, id, vol), id, vol)
 	}
 	klog.InfoS("Volume deleted", "volumeID", id, "path", vol.Source(), "policy", vol.OnDelete, "result", out.done, "archivedAs", out.archivedAs)
 	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// deleteStatus keeps DeleteVolume's errors within the codes the CSI spec
+// gives it. It has no NOT_FOUND (a volume that is gone is success), so a share
+// the controller cannot find on the server ("no such export") is Unavailable:
+// the volume may well still be there once the export is back, and the
+// provisioner retries.
+func deleteStatus(err error, id string, vol nfs.Volume) error {
+	s := status.Convert(err)
+	if s.Code() != codes.NotFound {
+		return err
+	}
+	return status.Errorf(codes.Unavailable,
+		"DeleteVolume %s: the controller cannot mount the share %s to delete %s, so nothing was deleted; the deletion is retried. "+
+			"Check the export on the server (exportfs -v); if the share is gone for good, set the PV's reclaim policy to Retain and delete the PV: %s",
+		id, vol.ShareSource(), vol.SubDir, s.Message())
 }
 
 // withShare runs fn on the mounted share of vol, replacing the mount and
@@ -272,7 +288,9 @@ func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 
 // ControllerPublishVolume is bookkeeping for NFS: there is nothing to attach.
 // It exists so that Kubernetes runs attach/detach, which is how it enforces
-// ReadWriteOnce and ReadWriteOncePod across nodes.
+// ReadWriteOnce and ReadWriteOncePod across nodes. It checks the request and
+// the node, and never touches NFS, so that a network problem between the
+// controller and a server cannot stop pods whose nodes reach it.
 func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
 	id, node := req.GetVolumeId(), req.GetNodeId()
 	if id == "" {
@@ -287,7 +305,10 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	if msg := validateCapability(req.GetVolumeCapability()); msg != "" {
 		return nil, status.Errorf(codes.InvalidArgument, "ControllerPublishVolume %s: %s", id, msg)
 	}
-	if _, err := d.lookupVolume(ctx, "ControllerPublishVolume", id); err != nil {
+	// The share is not mounted here: whether the directory is there, and
+	// whether the node reaches the server, only the node's own mount can
+	// tell, and it reports both. See docs/design.md#controllerpublishvolume.
+	if _, err := publishedVolume(id, req.GetVolumeContext()); err != nil {
 		return nil, err
 	}
 	ok, err := d.nodes.Exists(ctx, node)
@@ -298,6 +319,19 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 		return nil, status.Errorf(codes.NotFound, "ControllerPublishVolume %s: node %s does not run the %s node plugin", id, node, d.cfg.DriverName)
 	}
 	return &csi.ControllerPublishVolumeResponse{}, nil
+}
+
+// publishedVolume resolves the volume a publish request names the way the
+// node does (nodeVolume): from the volume context when it names a server and
+// share, so that static PVs with a free-form handle (docs/volume-id.md) and
+// PVs written for other NFS drivers attach; otherwise from the ID.
+func publishedVolume(id string, vc map[string]string) (nfs.Volume, error) {
+	vol, err := nodeVolume(id, vc)
+	if err != nil {
+		s := status.Convert(err)
+		return vol, status.Errorf(s.Code(), "ControllerPublishVolume: %s", s.Message())
+	}
+	return vol, nil
 }
 
 // ControllerUnpublishVolume has nothing to undo; it always succeeds for a

@@ -658,7 +658,8 @@ func TestControllerPublishVolume(t *testing.T) {
 		{"no capability", &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: testNode}, codes.InvalidArgument},
 		{"block", &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: testNode, VolumeCapability: blockCap()}, codes.InvalidArgument},
 		{"malformed volume", &csi.ControllerPublishVolumeRequest{VolumeId: "fake-vol-id", NodeId: testNode, VolumeCapability: rwo()}, codes.NotFound},
-		{"unknown volume", &csi.ControllerPublishVolumeRequest{VolumeId: volumeIDFor("nope", nfs.OnDeleteDelete), NodeId: testNode, VolumeCapability: rwo()}, codes.NotFound},
+		// Attach does not look at the share; the node's mount reports a missing directory.
+		{"valid ID, no directory", &csi.ControllerPublishVolumeRequest{VolumeId: volumeIDFor("nope", nfs.OnDeleteDelete), NodeId: testNode, VolumeCapability: rwo()}, codes.OK},
 		{"unknown node", &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: "node-2", VolumeCapability: rwo()}, codes.NotFound},
 		{"this node", &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: testNode, VolumeCapability: rwo()}, codes.OK},
 		{"this node, read-only", &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: testNode, VolumeCapability: rwo(), Readonly: true}, codes.OK},

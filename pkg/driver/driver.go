@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/example/nfs-csi/pkg/nfs"
@@ -51,7 +52,17 @@ type Config struct {
 	// ClusterID identifies the Kubernetes cluster the controller serves. It
 	// is written into every creation record, and DeleteVolume refuses a
 	// volume whose record names another cluster (a PV copied from there).
+	// ClusterIDAuto makes the controller read it from the API.
 	ClusterID string
+	// ShareMountOptions is the JSON of --share-mount-options: per server and
+	// share, the options of the controller's own share mounts, in place of
+	// the ones the volume IDs carry (nfs.ParseShareOptions).
+	ShareMountOptions string
+	// Kubeconfig is the controller's Kubernetes API access; empty means the
+	// pod's in-cluster configuration, when there is one.
+	Kubeconfig string
+	// KubeClient replaces the client built from Kubeconfig; unit tests set it.
+	KubeClient kubernetes.Interface
 
 	// Mounter replaces the system mounter; unit tests set it.
 	Mounter nfs.Mounter
@@ -98,6 +109,16 @@ func New(cfg Config) (*Driver, error) {
 	if len(cfg.NodeID) > 256 {
 		return nil, fmt.Errorf("--nodeid is %d bytes; CSI allows at most 256", len(cfg.NodeID))
 	}
+	var kube kubernetes.Interface
+	if cfg.runsController() {
+		var err error
+		if kube, err = controllerKubeClient(cfg); err != nil {
+			return nil, err
+		}
+		if cfg.ClusterID == ClusterIDAuto {
+			cfg.ClusterID = autoClusterID(kube)
+		}
+	}
 	if err := validateClusterID(cfg.ClusterID); err != nil {
 		return nil, err
 	}
@@ -109,21 +130,65 @@ func New(cfg Config) (*Driver, error) {
 		if cfg.WorkDir == "" {
 			return nil, fmt.Errorf("--workdir is required when the controller service runs")
 		}
+		configured, err := nfs.ParseShareOptions(cfg.ShareMountOptions)
+		if err != nil {
+			return nil, fmt.Errorf("--share-mount-options: %w", err)
+		}
 		shares, err := nfs.NewShareMounts(d.mounter, filepath.Join(cfg.WorkDir, "shares"), cfg.ShareIdleTimeout)
 		if err != nil {
 			return nil, err
 		}
+		shares.UseShareOptions(configured)
 		d.shares = shares
 	}
 	// A controller that shares its process with the node service knows the
-	// only node there is; a controller on its own relies on the CO, which
-	// only ever sends node IDs that a node plugin reported.
-	if cfg.runsNode() {
+	// only node there is; a controller on its own asks Kubernetes for the
+	// node's CSINode, or without API access relies on the CO, which only
+	// ever sends node IDs that a node plugin reported.
+	switch {
+	case cfg.runsNode():
 		d.nodes = localNode(cfg.NodeID)
-	} else {
+	case kube != nil:
+		d.nodes = csiNodes{client: kube, driver: cfg.DriverName}
+	default:
 		d.nodes = anyNode{}
 	}
 	return d, nil
+}
+
+// controllerKubeClient is the controller's Kubernetes client: cfg.KubeClient,
+// or one built from --kubeconfig or the pod's in-cluster configuration. nil
+// when there is no API (csi-sanity, a controller outside Kubernetes). A
+// --kubeconfig that does not work is an error; a broken in-cluster
+// configuration is only logged, and the controller runs without the API.
+func controllerKubeClient(cfg Config) (kubernetes.Interface, error) {
+	if cfg.KubeClient != nil {
+		return cfg.KubeClient, nil
+	}
+	kube, err := newKubeClient(cfg.Kubeconfig)
+	if err != nil && cfg.Kubeconfig != "" {
+		return nil, err
+	}
+	if err != nil {
+		klog.ErrorS(err, "The controller runs without Kubernetes API access")
+	}
+	return kube, nil
+}
+
+// autoClusterID resolves --cluster-id=auto. When it cannot, the controller
+// runs without a cluster ID, and says so now and in every refusal it gives
+// (nfs.DescribeClusterID).
+func autoClusterID(kube kubernetes.Interface) string {
+	id, err := findClusterID(context.Background(), kube, clusterIDWait)
+	if err != nil {
+		klog.ErrorS(err, "--cluster-id=auto found no cluster ID: the controller runs WITHOUT one. "+
+			"New volumes get records without a cluster ID (a PV copied into another cluster could delete them), "+
+			"and volumes whose record names a cluster cannot be deleted. "+
+			"Grant the controller's ServiceAccount get on the Namespace kube-system, or set --cluster-id (the chart's clusterID) to the kube-system Namespace's UID")
+		return ""
+	}
+	klog.InfoS("Found the cluster ID", "clusterID", id, "from", "the UID of the Namespace "+clusterIDNamespace)
+	return id
 }
 
 // MaxClusterIDLen bounds --cluster-id, which every creation record carries.
@@ -166,7 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := d.NewGRPCServer()
-	klog.InfoS("Serving CSI", "driver", cfg.DriverName, "version", Version(), "mode", cfg.Mode, "endpoint", cfg.Endpoint, "node", cfg.NodeID, "clusterID", cfg.ClusterID)
+	klog.InfoS("Serving CSI", "driver", cfg.DriverName, "version", Version(), "mode", cfg.Mode, "endpoint", cfg.Endpoint, "node", cfg.NodeID, "clusterID", d.cfg.ClusterID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {

@@ -25,6 +25,8 @@ type ShareMounts struct {
 	mounter Mounter
 	dir     string
 	idle    time.Duration
+	// configured replaces the volume's own options for the shares it lists.
+	configured ShareOptions
 
 	mu     sync.Mutex
 	shares map[string]*shareEntry
@@ -84,6 +86,14 @@ func NewShareMounts(m Mounter, dir string, idle time.Duration) (*ShareMounts, er
 	return sm, nil
 }
 
+// UseShareOptions makes the share mounts of the shares o lists use o's
+// options instead of the volume's. Call it before the first Acquire.
+func (sm *ShareMounts) UseShareOptions(o ShareOptions) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	sm.configured = o
+}
+
 // ShareKey identifies a share mount.
 func ShareKey(source string, options []string) string {
 	opts := slices.Clone(options)
@@ -104,13 +114,17 @@ func ControllerMountOptions(opts []string) []string {
 }
 
 // Acquire returns the mounted share, mounting it if needed. ctx bounds the
-// mount.
+// mount. options are the volume's; the controller's configured options for
+// this share, when it has some (UseShareOptions), replace them.
 func (sm *ShareMounts) Acquire(ctx context.Context, server, share string, options []string) (*Share, error) {
 	source := server + ":" + share
-	options = ControllerMountOptions(options)
-	key := ShareKey(source, options)
 
 	sm.mu.Lock()
+	if configured, ok := sm.configured.For(server, share); ok {
+		options = configured
+	}
+	options = ControllerMountOptions(options)
+	key := ShareKey(source, options)
 	e := sm.shares[key]
 	if e == nil {
 		sm.gen++

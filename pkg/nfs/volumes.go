@@ -276,10 +276,13 @@ func (e *ForeignClusterError) Error() string {
 }
 
 // DescribeClusterID says how a controller with this cluster ID was started,
-// for messages: `runs with --cluster-id "X"` or `runs without --cluster-id`.
+// for messages: `runs with --cluster-id "X"` or `runs without --cluster-id`
+// and which setting is missing (--cluster-id=auto that could not read the
+// cluster ID logs why at start).
 func DescribeClusterID(id string) string {
 	if id == "" {
-		return "runs without --cluster-id"
+		return "runs without --cluster-id (none was set, or --cluster-id=auto could not read the UID of the Namespace kube-system at start, " +
+			"as the controller's log says: grant its ServiceAccount get on namespaces/kube-system, or set the chart's clusterID value)"
 	}
 	return fmt.Sprintf("runs with --cluster-id %q", id)
 }

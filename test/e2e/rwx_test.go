@@ -34,8 +34,11 @@ func TestStaticRWXAcrossNodes(t *testing.T) {
 			StorageClassName:              "nfs",
 			MountOptions:                  []string{"nfsvers=4.1"},
 			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-				Driver:           bed.DriverName,
-				VolumeHandle:     "v1#retain#127.0.0.1#/#nfsdata#nfsvers=4.1",
+				Driver: bed.DriverName,
+				// A handle in csi-driver-nfs's format, not this driver's v1#:
+				// attach (attachRequired: true) resolves the volume from the
+				// attributes, as the node does, so any unique handle works.
+				VolumeHandle:     "127.0.0.1#/#nfsdata##",
 				VolumeAttributes: map[string]string{"server": "127.0.0.1", "share": "/", "subDir": "nfsdata"},
 			}},
 		},

@@ -86,16 +86,11 @@ plugin directory, and the socket path the kubelet dials.
 {{- end }}
 
 {{/*
-The controller's --cluster-id: .Values.clusterID, or else the UID of the
-kube-system Namespace, looked up in the cluster at install and upgrade time.
-Empty when neither is known: `helm template`, `helm lint` and a client-side
-dry run have no cluster to ask, and lookup then returns an empty map.
+The controller's --cluster-id: .Values.clusterID, or "auto" when it is empty
+(the default of earlier versions): the driver then reads the kube-system
+Namespace's UID itself, so the ID does not depend on how the chart is
+rendered (helm install, helm template, Argo CD, Flux, deploy/).
 */}}
 {{- define "nfs-csi.clusterID" -}}
-{{- if .Values.clusterID }}
-{{- .Values.clusterID }}
-{{- else }}
-{{- $ns := lookup "v1" "Namespace" "" "kube-system" | default dict }}
-{{- dig "metadata" "uid" "" $ns }}
-{{- end }}
+{{- .Values.clusterID | default "auto" }}
 {{- end }}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,8 +50,9 @@ type Bed struct {
 	Cluster        *Cluster
 	DriverName     string
 	ControllerSock string
-	// ClusterID is what the controller plugin runs with as --cluster-id: the
-	// kube-system Namespace's UID, as the chart's lookup would give it.
+	// ClusterID is the kube-system Namespace's UID: what the controller
+	// plugin finds with the chart's --cluster-id=auto, reading it with the
+	// chart's ServiceAccount and RBAC.
 	ClusterID string
 	// Installed lists the chart objects applied, as Kind/name.
 	Installed  []string
@@ -88,6 +90,13 @@ func (b *Bed) install(ctx context.Context) error {
 	}
 	b.ClusterID = string(ks.UID)
 
+	// The controller plugin and its sidecars talk to the apiserver as the
+	// chart's controller ServiceAccount, so the chart's RBAC is what they get.
+	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, ChartNamespace, ControllerSA)
+	if err != nil {
+		return err
+	}
+
 	// The controller plugin, with the chart's arguments.
 	args, err := b.Cfg.Chart.ContainerArgs("Deployment", ControllerName, DriverContainer)
 	if err != nil {
@@ -99,21 +108,19 @@ func (b *Bed) install(ctx context.Context) error {
 	}
 	args = setFlag(args, "--endpoint", "unix://"+b.ControllerSock)
 	args = setFlag(args, "--workdir", filepath.Join(c.Dir, "controller", "work"))
-	if !hasFlag(args, "--cluster-id") {
-		args = append(args, "--cluster-id="+b.ClusterID)
-	}
+	args = setFlag(args, "--kubeconfig", kubeconfig)
 	if b.Controller, err = c.StartComponent("nfs-csi-controller", b.Cfg.Driver, args...); err != nil {
 		return err
 	}
 	if err := waitCSI(ctx, b.ControllerSock, b.Controller); err != nil {
 		return err
 	}
-
-	// The sidecars, authenticated as the chart's controller ServiceAccount.
-	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, ChartNamespace, ControllerSA)
-	if err != nil {
-		return err
+	if slices.Contains(args, "--cluster-id=auto") {
+		if err := foundClusterID(b.Controller, b.ClusterID); err != nil {
+			return err
+		}
 	}
+
 	for _, sidecar := range []struct{ container, bin string }{
 		{ProvisionerName, b.Cfg.Bins.Provisioner},
 		{AttacherName, b.Cfg.Bins.Attacher},
@@ -150,13 +157,18 @@ func setFlag(args []string, name, value string) []string {
 	return append(args, name+"="+value)
 }
 
-func hasFlag(args []string, name string) bool {
-	for _, a := range args {
-		if a == name || strings.HasPrefix(a, name+"=") {
-			return true
-		}
+// foundClusterID checks that the controller plugin found the cluster ID with
+// --cluster-id=auto: the chart's RBAC let its ServiceAccount read the
+// kube-system Namespace, and the UID is the one the bed reads itself.
+func foundClusterID(p *Process, want string) error {
+	log, err := os.ReadFile(p.Log)
+	if err != nil {
+		return err
 	}
-	return false
+	if !strings.Contains(string(log), `"Found the cluster ID" clusterID="`+want+`"`) {
+		return fmt.Errorf("the controller did not find the cluster ID %s with --cluster-id=auto and the chart's RBAC:\n%s", want, p.Tail(20))
+	}
+	return nil
 }
 
 // waitCSI waits until the plugin at sock answers Probe with ready.
