@@ -28,6 +28,7 @@ func main() {
 	flag.StringVar(&cfg.ClusterID, "cluster-id", "", "a stable identifier of the Kubernetes cluster this controller serves, e.g. the UID of the kube-system namespace; "+
 		"written into each volume's creation record, so that a PV copied into another cluster cannot delete or archive this cluster's data. "+
 		"Keep it unchanged: DeleteVolume refuses volumes whose record names another ID")
+	flag.StringVar(&cfg.MetricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on at /metrics, e.g. :9810; empty serves none")
 	showVersion := flag.Bool("version", false, "print version, commit and Go/OS/arch, then exit")
 	flag.Parse()
 

@@ -52,6 +52,9 @@ type Config struct {
 	// is written into every creation record, and DeleteVolume refuses a
 	// volume whose record names another cluster (a PV copied from there).
 	ClusterID string
+	// MetricsAddress is the host:port the Prometheus metrics are served on;
+	// empty serves none.
+	MetricsAddress string
 
 	// Mounter replaces the system mounter; unit tests set it.
 	Mounter nfs.Mounter
@@ -73,6 +76,7 @@ type Driver struct {
 	nodes   NodeRegistry
 	names   *nameIndex
 	pubs    *publications
+	metrics *Metrics
 }
 
 // New validates cfg and builds a driver. It mounts nothing yet.
@@ -102,15 +106,21 @@ func New(cfg Config) (*Driver, error) {
 	if err := validateClusterID(cfg.ClusterID); err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), names: newNameIndex(), pubs: newPublications()}
+	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), names: newNameIndex(), metrics: newMetrics(cfg.DriverName)}
+	d.pubs = newPublications(d.metrics.publications)
 	if d.mounter == nil {
 		d.mounter = &nfs.SystemMounter{}
 	}
+	var sharesDir string
+	if cfg.runsController() && cfg.WorkDir != "" {
+		sharesDir = filepath.Join(cfg.WorkDir, "shares")
+	}
+	d.mounter = newObservedMounter(d.mounter, d.metrics, sharesDir)
 	if cfg.runsController() {
 		if cfg.WorkDir == "" {
 			return nil, fmt.Errorf("--workdir is required when the controller service runs")
 		}
-		shares, err := nfs.NewShareMounts(d.mounter, filepath.Join(cfg.WorkDir, "shares"), cfg.ShareIdleTimeout)
+		shares, err := nfs.NewShareMounts(d.mounter, sharesDir, cfg.ShareIdleTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -162,6 +172,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer d.Close()
+	stopMetrics, err := d.serveMetrics(cfg.MetricsAddress)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	lis, err := Listen(cfg.Endpoint)
 	if err != nil {
 		return err
@@ -182,7 +197,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // NewGRPCServer registers the services this driver's mode serves.
 func (d *Driver) NewGRPCServer() *grpc.Server {
-	srv := grpc.NewServer(grpc.UnaryInterceptor(logAndRecover))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(d.metrics.recordRPC, logAndRecover))
 	csi.RegisterIdentityServer(srv, d)
 	if d.cfg.runsController() {
 		csi.RegisterControllerServer(srv, d)
