@@ -57,7 +57,7 @@ func freeLoopbackAddr(t *testing.T) string {
 
 // startDriverBinary runs bin/nfs-csi in mode both with --metrics-address on
 // loopback, as the chart runs it, and returns the env and the metrics URL.
-func startDriverBinary(t *testing.T, v nfsVersion) (*env, string) {
+func startDriverBinary(t *testing.T, v nfsVersion, nfsTimeout time.Duration) (*env, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "it-metrics-")
 	if err != nil {
@@ -66,7 +66,7 @@ func startDriverBinary(t *testing.T, v nfsVersion) (*env, string) {
 	sock := "unix://" + filepath.Join(dir, "csi.sock")
 	addr := freeLoopbackAddr(t)
 	cmd := exec.Command(driverBinary(t), "--endpoint="+sock, "--nodeid="+nodeID, "--mode=both",
-		"--workdir="+filepath.Join(dir, "work"), "--nfs-timeout=30s", "--metrics-address="+addr, "--v=2")
+		"--workdir="+filepath.Join(dir, "work"), "--nfs-timeout="+nfsTimeout.String(), "--metrics-address="+addr, "--v=2")
 	logf, err := os.Create(filepath.Join(dir, "driver.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +155,7 @@ func failureSeries(kind, class string) string {
 func TestMetricsCountRealCalls(t *testing.T) {
 	for _, v := range versions(t) {
 		t.Run(v.name, func(t *testing.T) {
-			e, url := startDriverBinary(t, v)
+			e, url := startDriverBinary(t, v, 30*time.Second)
 			before := samples(t, url)
 			if got := before["nfs_csi_share_mounts"]; got != 0 {
 				t.Errorf("nfs_csi_share_mounts before any call = %v; want 0", got)
@@ -237,4 +237,49 @@ func TestMetricsCountRealCalls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With nfsd stopped, a CreateVolume whose mkdir hangs on the hard-mounted
+// share returns DeadlineExceeded after --nfs-timeout while the mkdir goes on;
+// a scrape still answers and shows it as a hung CreateVolume until the
+// server is back and the mkdir returns.
+func TestMetricsHungOperationWhileServerDown(t *testing.T) {
+	v := versions(t)[1]
+	e, url := startDriverBinary(t, v, 3*time.Second)
+	hung := `nfs_csi_hung_operations{method_name="/csi.v1.Controller/CreateVolume"}`
+	hungTotal := `nfs_csi_hung_operations_total{method_name="/csi.v1.Controller/CreateVolume"}`
+	first := e.create("pvc-metrics-up", nil) // mounts the share while nfsd runs
+
+	restart := stopServer(t)
+	_, err := e.ctrl.CreateVolume(e.ctx(), &csi.CreateVolumeRequest{
+		Name: "pvc-metrics-hung", Parameters: e.params(nil), VolumeCapabilities: []*csi.VolumeCapability{rwo},
+	})
+	wantCode(t, err, codes.DeadlineExceeded)
+	// The scrape answers although every call on the share blocks now.
+	down := samples(t, url)
+	if got := down[hung]; got != 1 {
+		t.Errorf("%s with nfsd stopped = %v; want 1", hung, got)
+	}
+	if got := down[hungTotal]; got != 1 {
+		t.Errorf("%s with nfsd stopped = %v; want 1", hungTotal, got)
+	}
+	if got := down[rpcSeries("Controller/CreateVolume", codes.DeadlineExceeded)]; got != 1 {
+		t.Errorf("CreateVolume DeadlineExceeded counted %v times; want 1", got)
+	}
+
+	restart()
+	deadline := time.Now().Add(4 * time.Minute)
+	for samples(t, url)[hung] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed above 0 for 4 minutes after nfsd was restarted", hung)
+		}
+		time.Sleep(time.Second)
+	}
+	if got := samples(t, url)[hungTotal]; got != 1 {
+		t.Errorf("%s after the operation ended = %v; want 1", hungTotal, got)
+	}
+	// The retry finds what the hung call finished.
+	second := e.create("pvc-metrics-hung", nil)
+	e.delete(second.GetVolumeId())
+	e.delete(first.GetVolumeId())
 }
