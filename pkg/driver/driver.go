@@ -108,6 +108,7 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), names: newNameIndex(), metrics: newMetrics(cfg.DriverName)}
 	d.pubs = newPublications(d.metrics.publications)
+	d.stats.OnAbandon = d.metrics.abandoned
 	if d.mounter == nil {
 		d.mounter = &nfs.SystemMounter{}
 	}

@@ -163,6 +163,14 @@ func (o *trackedOp) abandon() {
 	o.m.hungTotal.WithLabelValues(o.method).Inc()
 }
 
+// abandoned counts an operation of ctx's RPC that the RPC has returned
+// without, as nfs.StatFS reports one; the returned func ends it.
+func (m *Metrics) abandoned(ctx context.Context) (ended func()) {
+	o := m.track(ctx)
+	o.abandon()
+	return o.finish
+}
+
 // observedMounter counts share mounts held and mount failures by class, as
 // the mounts happen. A mount under sharesDir is a controller share mount;
 // any other is a node publication.

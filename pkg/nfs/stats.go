@@ -28,13 +28,18 @@ var ErrStatPending = errors.New("an earlier statfs of this path is still waiting
 type StatFS struct {
 	mu      sync.Mutex
 	pending map[string]bool
+	// OnAbandon, when set, is called when a call returns while its
+	// statfs stays blocked; the func it returns is called when that statfs
+	// ends. The driver counts these as hung operations. Set it before use.
+	OnAbandon func(ctx context.Context) (ended func())
+	ended     map[string]func()
 	// statfs is unix.Statfs; tests replace it.
 	statfs func(path string, st *unix.Statfs_t) error
 }
 
 // NewStatFS returns a StatFS that calls the kernel.
 func NewStatFS() *StatFS {
-	return &StatFS{pending: map[string]bool{}, statfs: unix.Statfs}
+	return &StatFS{pending: map[string]bool{}, ended: map[string]func(){}, statfs: unix.Statfs}
 }
 
 // Usage returns the file-system figures of path.
@@ -96,6 +101,10 @@ func (s *StatFS) bounded(ctx context.Context, path string, fn func() error) erro
 		err := fn()
 		s.mu.Lock()
 		delete(s.pending, path)
+		if ended := s.ended[path]; ended != nil {
+			delete(s.ended, path)
+			ended()
+		}
 		s.mu.Unlock()
 		done <- err
 	}()
@@ -103,6 +112,11 @@ func (s *StatFS) bounded(ctx context.Context, path string, fn func() error) erro
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		s.mu.Lock()
+		if s.pending[path] && s.OnAbandon != nil {
+			s.ended[path] = s.OnAbandon(ctx)
+		}
+		s.mu.Unlock()
 		return ctx.Err()
 	}
 }

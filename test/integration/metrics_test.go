@@ -240,18 +240,24 @@ func TestMetricsCountRealCalls(t *testing.T) {
 }
 
 // With nfsd stopped, a CreateVolume whose mkdir hangs on the hard-mounted
-// share returns DeadlineExceeded after --nfs-timeout while the mkdir goes on;
-// a scrape still answers and shows it as a hung CreateVolume until the
-// server is back and the mkdir returns.
+// share returns DeadlineExceeded after --nfs-timeout while the mkdir goes on,
+// and a NodeGetVolumeStats returns Unavailable while its statfs stays
+// blocked; a scrape still answers and shows one hung operation of each
+// method until the server is back and the calls return.
 func TestMetricsHungOperationWhileServerDown(t *testing.T) {
 	v := versions(t)[1]
 	e, url := startDriverBinary(t, v, 3*time.Second)
 	hung := `nfs_csi_hung_operations{method_name="/csi.v1.Controller/CreateVolume"}`
 	hungTotal := `nfs_csi_hung_operations_total{method_name="/csi.v1.Controller/CreateVolume"}`
+	statsHung := `nfs_csi_hung_operations{method_name="/csi.v1.Node/NodeGetVolumeStats"}`
 	first := e.create("pvc-metrics-up", nil) // mounts the share while nfsd runs
+	target := e.target("up")
+	e.publish(first, target, rwo, false)
 
 	restart := stopServer(t)
-	_, err := e.ctrl.CreateVolume(e.ctx(), &csi.CreateVolumeRequest{
+	_, err := e.node.NodeGetVolumeStats(e.ctx(), &csi.NodeGetVolumeStatsRequest{VolumeId: first.GetVolumeId(), VolumePath: target})
+	wantCode(t, err, codes.Unavailable)
+	_, err = e.ctrl.CreateVolume(e.ctx(), &csi.CreateVolumeRequest{
 		Name: "pvc-metrics-hung", Parameters: e.params(nil), VolumeCapabilities: []*csi.VolumeCapability{rwo},
 	})
 	wantCode(t, err, codes.DeadlineExceeded)
@@ -259,6 +265,9 @@ func TestMetricsHungOperationWhileServerDown(t *testing.T) {
 	down := samples(t, url)
 	if got := down[hung]; got != 1 {
 		t.Errorf("%s with nfsd stopped = %v; want 1", hung, got)
+	}
+	if got := down[statsHung]; got != 1 {
+		t.Errorf("%s with nfsd stopped = %v; want 1 (its statfs is blocked)", statsHung, got)
 	}
 	if got := down[hungTotal]; got != 1 {
 		t.Errorf("%s with nfsd stopped = %v; want 1", hungTotal, got)
@@ -269,9 +278,9 @@ func TestMetricsHungOperationWhileServerDown(t *testing.T) {
 
 	restart()
 	deadline := time.Now().Add(4 * time.Minute)
-	for samples(t, url)[hung] != 0 {
+	for m := samples(t, url); m[hung] != 0 || m[statsHung] != 0; m = samples(t, url) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s stayed above 0 for 4 minutes after nfsd was restarted", hung)
+			t.Fatalf("%s or %s stayed above 0 for 4 minutes after nfsd was restarted", hung, statsHung)
 		}
 		time.Sleep(time.Second)
 	}
@@ -281,5 +290,6 @@ func TestMetricsHungOperationWhileServerDown(t *testing.T) {
 	// The retry finds what the hung call finished.
 	second := e.create("pvc-metrics-hung", nil)
 	e.delete(second.GetVolumeId())
+	e.unpublish(first.GetVolumeId(), target)
 	e.delete(first.GetVolumeId())
 }
