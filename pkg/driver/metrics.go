@@ -105,6 +105,11 @@ func (d *Driver) serveMetrics(addr string) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-address %q: %w", addr, err)
 	}
+	return d.serveMetricsOn(lis), nil
+}
+
+// serveMetricsOn serves the metrics on lis until the returned stop is called.
+func (d *Driver) serveMetricsOn(lis net.Listener) (stop func()) {
 	srv := &http.Server{Handler: d.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	klog.InfoS("Serving metrics", "address", lis.Addr().String(), "path", MetricsPath)
 	go func() {
@@ -112,7 +117,7 @@ func (d *Driver) serveMetrics(addr string) (stop func(), err error) {
 			klog.ErrorS(err, "Metrics server stopped", "address", lis.Addr().String())
 		}
 	}()
-	return func() { _ = srv.Close() }, nil
+	return func() { _ = srv.Close() }
 }
 
 // recordRPC is the outermost gRPC interceptor: it observes every call's

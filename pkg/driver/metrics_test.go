@@ -334,11 +334,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := lis.Addr().String()
-	lis.Close()
-	stop, err := e.d.serveMetrics(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stop := e.d.serveMetricsOn(lis)
 	if _, ok := scrape(t, "http://"+addr)["csi_plugin_operations_seconds"]; ok {
 		t.Error("csi_plugin_operations_seconds has series before any call")
 	}
@@ -352,9 +348,11 @@ func TestServeMetrics(t *testing.T) {
 	if _, err := e.d.serveMetrics("256.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "--metrics-address") {
 		t.Errorf("serveMetrics on a bad address: %v; want an error naming --metrics-address", err)
 	}
-	stop, err = e.d.serveMetrics("")
-	if err != nil {
-		t.Fatal(err)
+	for _, addr := range []string{"127.0.0.1:0", ""} {
+		stop, err := e.d.serveMetrics(addr)
+		if err != nil {
+			t.Fatalf("serveMetrics(%q): %v", addr, err)
+		}
+		stop()
 	}
-	stop()
 }
