@@ -343,6 +343,30 @@ else
   fail "full: only the controller's driver gets --share-mount-options" "$(grep 'share-mount-options' "$f")"
 fi
 
+echo "== metrics"
+has "$d" "controller driver: --metrics-address=:29654" "Deployment/nfs-csi-controller.container.nfs-csi.arg=--metrics-address=:29654"
+has "$d" "controller driver: container port metrics=29654" "Deployment/nfs-csi-controller.container.nfs-csi.port.metrics=29654"
+has "$d" "node driver: --metrics-address=:29655" "DaemonSet/nfs-csi-node.container.nfs-csi.arg=--metrics-address=:29655"
+has "$d" "node driver: container port metrics=29655" "DaemonSet/nfs-csi-node.container.nfs-csi.port.metrics=29655"
+hasnt "$d" "no sidecar gets --metrics-address" 'container\.(csi-|liveness|node-driver).*metrics-address'
+if grep -q '^kind: ServiceMonitor' "$render/default.yaml"; then fail "default rendering: no ServiceMonitor"; else ok "default rendering: no ServiceMonitor"; fi
+render_to "helm template (metrics.serviceMonitor.enabled, node.metricsPort=0)" "$work/sm.yaml" nfs-csi "$chart" --namespace kube-system \
+  --set metrics.serviceMonitor.enabled=true --set node.metricsPort=0 --set 'metrics.serviceMonitor.labels.release=prom'
+# kubecheck knows no ServiceMonitor type: decode the rest strictly, and check
+# the ServiceMonitor's fields here.
+awk 'BEGIN{RS="\n---\n"; ORS="\n---\n"} !/\nkind: ServiceMonitor\n/' "$work/sm.yaml" >"$work/sm-core.yaml"
+strict "serviceMonitor render without the ServiceMonitor: every object decodes strictly" "$work/sm.facts" "$work/sm-core.yaml"
+has "$work/sm.facts" "serviceMonitor: a Service for the controller's metrics port" "Service/nfs-csi-controller-metrics"
+hasnt "$work/sm.facts" "serviceMonitor with node.metricsPort=0: no node Service" '^Service/nfs-csi-node-metrics'
+hasnt "$work/sm.facts" "node.metricsPort=0: the node driver gets no --metrics-address" '^DaemonSet/.*metrics-address'
+sm=$(awk 'BEGIN{RS="\n---\n"} /\nkind: ServiceMonitor\n/' "$work/sm.yaml")
+if grep -q '^    release: prom$' <<<"$sm" && grep -q '^    - port: metrics$' <<<"$sm" && grep -q 'nfs-csi.example.io/metrics: "true"' <<<"$sm"; then
+  ok "ServiceMonitor: its labels, the metrics port, the Services' selector label"
+else
+  fail "ServiceMonitor: its labels, the metrics port, the Services' selector label" "$sm"
+fi
+check "helm lint --strict (metrics.serviceMonitor.enabled)" "$helm" lint --strict "$chart" "${kv[@]}" --set metrics.serviceMonitor.enabled=true
+
 echo "== Dockerfile"
 df=Dockerfile
 dcheck() { if grep -qE -- "$2" "$df"; then ok "Dockerfile: $1"; else fail "Dockerfile: $1" "no line matches: $2"; fi; }

@@ -36,6 +36,7 @@ func main() {
 		`as JSON: [{"server":"nfs.example.internal","share":"/srv/nfs","mountOptions":["nfsvers=4.1"]}]`)
 	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the controller's Kubernetes API access (for --cluster-id=auto and the CSINode check of ControllerPublishVolume); "+
 		"empty: the pod's in-cluster configuration, when it runs in a pod")
+	flag.StringVar(&cfg.MetricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on at /metrics, e.g. :9810; empty serves none")
 	showVersion := flag.Bool("version", false, "print version, commit and Go/OS/arch, then exit")
 	flag.Parse()
 

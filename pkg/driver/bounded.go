@@ -34,17 +34,20 @@ func runLocked[T any](d *Driver, ctx context.Context, key string, op func(ctx co
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.OperationTimeout)
 	defer cancel()
 	done := make(chan opResult[T], 1)
+	tracked := d.metrics.track(ctx)
 	go func() {
 		r := runRecovered(key, func() (T, error) { return op(ctx) })
 		// Unlocked before the result is sent: when runLocked returns, a
 		// retry can take the lock.
 		unlock()
+		tracked.finish()
 		done <- r
 	}()
 	select {
 	case r := <-done:
 		return r.v, r.err
 	case <-ctx.Done():
+		tracked.abandon()
 		return zero, status.Errorf(codes.DeadlineExceeded,
 			"volume %s: the NFS operation did not finish within %v; the NFS server is probably slow or unreachable. It goes on in the background and a retry waits for it",
 			key, time.Since(start).Round(time.Millisecond))

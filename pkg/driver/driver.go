@@ -63,6 +63,9 @@ type Config struct {
 	Kubeconfig string
 	// KubeClient replaces the client built from Kubeconfig; unit tests set it.
 	KubeClient kubernetes.Interface
+	// MetricsAddress is the host:port the Prometheus metrics are served on;
+	// empty serves none.
+	MetricsAddress string
 
 	// Mounter replaces the system mounter; unit tests set it.
 	Mounter nfs.Mounter
@@ -83,6 +86,7 @@ type Driver struct {
 	locks   *KeyedLocks
 	nodes   NodeRegistry
 	pubs    *publications
+	metrics *Metrics
 }
 
 // New validates cfg and builds a driver. It mounts nothing yet.
@@ -122,10 +126,17 @@ func New(cfg Config) (*Driver, error) {
 	if err := validateClusterID(cfg.ClusterID); err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), pubs: newPublications()}
+	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), metrics: newMetrics(cfg.DriverName)}
+	d.pubs = newPublications(d.metrics.publications)
+	d.stats.OnAbandon = d.metrics.abandoned
 	if d.mounter == nil {
 		d.mounter = &nfs.SystemMounter{}
 	}
+	var sharesDir string
+	if cfg.runsController() && cfg.WorkDir != "" {
+		sharesDir = filepath.Join(cfg.WorkDir, "shares")
+	}
+	d.mounter = newObservedMounter(d.mounter, d.metrics, sharesDir)
 	if cfg.runsController() {
 		if cfg.WorkDir == "" {
 			return nil, fmt.Errorf("--workdir is required when the controller service runs")
@@ -134,7 +145,7 @@ func New(cfg Config) (*Driver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--share-mount-options: %w", err)
 		}
-		shares, err := nfs.NewShareMounts(d.mounter, filepath.Join(cfg.WorkDir, "shares"), cfg.ShareIdleTimeout)
+		shares, err := nfs.NewShareMounts(d.mounter, sharesDir, cfg.ShareIdleTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -226,6 +237,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer d.Close()
+	stopMetrics, err := d.serveMetrics(cfg.MetricsAddress)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	lis, err := Listen(cfg.Endpoint)
 	if err != nil {
 		return err
@@ -246,7 +262,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // NewGRPCServer registers the services this driver's mode serves.
 func (d *Driver) NewGRPCServer() *grpc.Server {
-	srv := grpc.NewServer(grpc.UnaryInterceptor(logAndRecover))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(d.metrics.recordRPC, logAndRecover))
 	csi.RegisterIdentityServer(srv, d)
 	if d.cfg.runsController() {
 		csi.RegisterControllerServer(srv, d)

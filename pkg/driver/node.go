@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -48,10 +49,11 @@ func (d *Driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.Nod
 type publications struct {
 	mu      sync.Mutex
 	targets map[string]map[string]csi.VolumeCapability_AccessMode_Mode // volume ID -> target -> mode
+	count   prometheus.Gauge                                           // the number of targets
 }
 
-func newPublications() *publications {
-	return &publications{targets: map[string]map[string]csi.VolumeCapability_AccessMode_Mode{}}
+func newPublications(count prometheus.Gauge) *publications {
+	return &publications{targets: map[string]map[string]csi.VolumeCapability_AccessMode_Mode{}, count: count}
 }
 
 // conflict returns another target that makes publishing id at target with
@@ -76,6 +78,9 @@ func (p *publications) add(id, target string, mode csi.VolumeCapability_AccessMo
 	if p.targets[id] == nil {
 		p.targets[id] = map[string]csi.VolumeCapability_AccessMode_Mode{}
 	}
+	if _, ok := p.targets[id][target]; !ok {
+		p.count.Inc()
+	}
 	p.targets[id][target] = mode
 }
 
@@ -92,6 +97,9 @@ func (p *publications) targetsOf(id string) []string {
 func (p *publications) remove(id, target string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ok := p.targets[id][target]; ok {
+		p.count.Dec()
+	}
 	delete(p.targets[id], target)
 	if len(p.targets[id]) == 0 {
 		delete(p.targets, id)

@@ -27,14 +27,18 @@ var ErrStatPending = errors.New("an earlier statfs of this path is still waiting
 // for the same path return ErrStatPending at once instead of adding another.
 type StatFS struct {
 	mu      sync.Mutex
-	pending map[string]bool
+	pending map[string]*statCall
+	// OnAbandon, when set, is called when a call returns while its
+	// statfs stays blocked; the func it returns is called when that statfs
+	// ends. The driver counts these as hung operations. Set it before use.
+	OnAbandon func(ctx context.Context) (ended func())
 	// statfs is unix.Statfs; tests replace it.
 	statfs func(path string, st *unix.Statfs_t) error
 }
 
 // NewStatFS returns a StatFS that calls the kernel.
 func NewStatFS() *StatFS {
-	return &StatFS{pending: map[string]bool{}, statfs: unix.Statfs}
+	return &StatFS{pending: map[string]*statCall{}, statfs: unix.Statfs}
 }
 
 // Usage returns the file-system figures of path.
@@ -81,14 +85,20 @@ func (s *StatFS) Check(ctx context.Context, path string) error {
 	})
 }
 
+// statCall is one statfs in flight. Guarded by StatFS.mu.
+type statCall struct {
+	ended func() // from OnAbandon, once the caller has given up on it
+}
+
 // bounded runs fn, a file-system call on path, for no longer than ctx allows.
 func (s *StatFS) bounded(ctx context.Context, path string, fn func() error) error {
 	s.mu.Lock()
-	if s.pending[path] {
+	if s.pending[path] != nil {
 		s.mu.Unlock()
 		return ErrStatPending
 	}
-	s.pending[path] = true
+	c := &statCall{}
+	s.pending[path] = c
 	s.mu.Unlock()
 
 	done := make(chan error, 1)
@@ -96,6 +106,9 @@ func (s *StatFS) bounded(ctx context.Context, path string, fn func() error) erro
 		err := fn()
 		s.mu.Lock()
 		delete(s.pending, path)
+		if c.ended != nil {
+			c.ended()
+		}
 		s.mu.Unlock()
 		done <- err
 	}()
@@ -103,6 +116,11 @@ func (s *StatFS) bounded(ctx context.Context, path string, fn func() error) erro
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		s.mu.Lock()
+		if s.pending[path] == c && s.OnAbandon != nil {
+			c.ended = s.OnAbandon(ctx)
+		}
+		s.mu.Unlock()
 		return ctx.Err()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,6 +79,11 @@ func TestStatFSUsageBlockedServer(t *testing.T) {
 	unblock := make(chan struct{})
 	entered := make(chan string, 10)
 	s := NewStatFS()
+	var abandoned, ended atomic.Int32
+	s.OnAbandon = func(context.Context) func() {
+		abandoned.Add(1)
+		return func() { ended.Add(1) }
+	}
 	s.statfs = func(path string, st *unix.Statfs_t) error {
 		entered <- path
 		<-unblock
@@ -115,6 +121,12 @@ func TestStatFSUsageBlockedServer(t *testing.T) {
 	}
 	<-entered
 
+	// Each blocked statfs was reported abandoned once (the ErrStatPending
+	// calls started none), and none has ended.
+	if a, e := abandoned.Load(), ended.Load(); a != 2 || e != 0 {
+		t.Errorf("OnAbandon called %d times and its ended %d times while blocked; want 2 and 0", a, e)
+	}
+
 	// The server comes back: the blocked call finishes and frees the path.
 	close(unblock)
 	var (
@@ -134,5 +146,13 @@ func TestStatFSUsageBlockedServer(t *testing.T) {
 	}
 	if u.TotalBytes != 409600 || u.AvailableBytes != 204800 {
 		t.Errorf("Usage after the server came back = %+v", u)
+	}
+	// Both blocked statfs calls have ended: dead's, which the loop above
+	// waited for, and /other's, which ends at about the same time.
+	for ended.Load() != 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if a, e := abandoned.Load(), ended.Load(); a != 2 || e != 2 {
+		t.Errorf("OnAbandon called %d times and its ended %d times after the server came back; want 2 and 2", a, e)
 	}
 }
