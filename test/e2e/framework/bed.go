@@ -109,6 +109,7 @@ func (b *Bed) install(ctx context.Context) error {
 	args = setFlag(args, "--endpoint", "unix://"+b.ControllerSock)
 	args = setFlag(args, "--workdir", filepath.Join(c.Dir, "controller", "work"))
 	args = setFlag(args, "--kubeconfig", kubeconfig)
+	args = setFlag(args, "--metrics-address", privateMetricsAddress)
 	if b.Controller, err = c.StartComponent("nfs-csi-controller", b.Cfg.Driver, args...); err != nil {
 		return err
 	}
@@ -147,6 +148,11 @@ func (b *Bed) Stop() {
 }
 
 // setFlag replaces --name=... in args, or appends it.
+// privateMetricsAddress replaces the chart's metrics port: the bed's plugins
+// share one network namespace (two clusters' controllers, several stand-in
+// nodes), where the chart's fixed host port can be bound only once.
+const privateMetricsAddress = "127.0.0.1:0"
+
 func setFlag(args []string, name, value string) []string {
 	for i, a := range args {
 		if a == name || strings.HasPrefix(a, name+"=") {

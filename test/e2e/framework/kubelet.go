@@ -53,6 +53,7 @@ func (b *Bed) AddNode(ctx context.Context, name string) (*Node, error) {
 	}
 	args = setFlag(args, "--endpoint", "unix://"+n.Socket)
 	args = setFlag(args, "--nodeid", name)
+	args = setFlag(args, "--metrics-address", privateMetricsAddress)
 	if n.Proc, err = StartProcess(c.LogDir, c.Name+"-node-"+name, b.Cfg.Driver, args...); err != nil {
 		return nil, err
 	}
