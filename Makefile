@@ -50,7 +50,7 @@ manifests:
 helm-lint:
 	hack/helm-lint.sh
 
-## image: multi-arch image with docker buildx (needs a Docker engine)
+## image: the image from the Dockerfile: docker buildx (six platforms), or podman (this platform, an OCI archive) without a Docker engine
 image:
 	hack/image.sh
 
