@@ -159,6 +159,8 @@ nfs_csi::podman_image() {
   rm -f "$out.tmp"
   podman save --quiet --format oci-archive -o "$out.tmp" "$image:$tag" >&2 || { rm -f "$out.tmp"; return 1; }
   mv -f "$out.tmp" "$out" || return 1
+  # Every commit makes a new archive: keep the three newest.
+  ls -t "$NFS_CSI_IMAGES"/nfs-csi-*.oci.tar 2>/dev/null | tail -n +4 | xargs -r rm -f
   nfs_csi::image_log "$image:$tag: built in $((built - t0))s, saved in $((SECONDS - built))s: $out"
   echo "$out"
 }

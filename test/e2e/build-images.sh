@@ -94,7 +94,17 @@ add "$BUSYBOX_REF" "$(scratch_image "$BUSYBOX_REF" /bin/busybox)"
 driver_repo=registry.example.io/nfs-csi/nfs-csi
 driver_tag=$(sed -n 's/^appVersion:[[:space:]]*//p' "$root/charts/nfs-csi/Chart.yaml")
 say "driver ($driver_repo:$driver_tag) from the Dockerfile (hack/image.sh, podman)"
-add "$driver_repo:$driver_tag" "$(IMAGE_BUILDER=podman IMAGE=$driver_repo TAG=$driver_tag "$root/hack/image.sh")"
+mkdir -p "$IMAGES/.logs"
+log=$IMAGES/.logs/nfs-csi-image.log
+t0=$SECONDS
+if ! archive=$(IMAGE_BUILDER=podman IMAGE=$driver_repo TAG=$driver_tag "$root/hack/image.sh" 2>"$log"); then
+	echo "build-images: hack/image.sh failed; last lines of $log:" >&2
+	tail -n 40 "$log" >&2
+	exit 1
+fi
+grep '^image.sh: ' "$log" | tail -n 1 >&2
+say "driver image ready in $((SECONDS - t0))s (log: $log)"
+add "$driver_repo:$driver_tag" "$archive"
 
 mkdir -p "$(dirname "$list")"
 printf '%s\n' "${entries[@]}" >"$list"

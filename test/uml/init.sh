@@ -130,7 +130,8 @@ echo Y >/proc/fs/nfsd/v4_end_grace || echo "uml-init: could not end grace period
 if [ "${UML_NODE-}" = 1 ]; then
 	step mount --make-rshared /
 	step mount -t cgroup2 cgroup2 /sys/fs/cgroup
-	step modprobe -a overlay veth bridge br_netfilter
+	# iptables (legacy) NAT: the bed's stand-in for kube-proxy's one rule.
+	step modprobe -a overlay veth bridge br_netfilter ip_tables iptable_nat xt_nat
 	# State of containerd and the kubelet, pod logs, and containerd's
 	# config dir, on guest tmpfs: hostfs cannot hold overlay upper dirs and
 	# these must not reach the host. run.sh made the mount points.

@@ -123,6 +123,9 @@ func (n *RealNode) prepare() error {
 	if err := os.Setenv("PATH", shim+":"+os.Getenv("PATH")); err != nil {
 		return err
 	}
+	if err := n.serviceProxy(); err != nil {
+		return err
+	}
 	files := map[string]string{
 		filepath.Join(n.dir, "containerd.toml"): fmt.Sprintf(`version = 2
 root = "/var/lib/containerd"
@@ -172,6 +175,27 @@ serializeImagePulls: false
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// serviceProxy stands in for kube-proxy, which the bed does not run, for the
+// one Service pods need: "kubernetes" (10.0.0.1:443, the first address of
+// the apiserver's --service-cluster-ip-range), which in-cluster clients such
+// as the chart's sidecars dial. The apiserver listens on loopback only, so
+// the rule DNATs to 127.0.0.1, which route_localnet allows for packets that
+// come from the pods' bridge.
+func (n *RealNode) serviceProxy() error {
+	port := n.Cluster.APIServerURL()[strings.LastIndex(n.Cluster.APIServerURL(), ":")+1:]
+	for _, f := range []string{"/proc/sys/net/ipv4/conf/all/route_localnet", "/proc/sys/net/ipv4/conf/default/route_localnet", "/proc/sys/net/ipv4/ip_forward"} {
+		if err := os.WriteFile(f, []byte("1"), 0o644); err != nil {
+			return err
+		}
+	}
+	out, err := exec.Command("iptables-legacy", "-t", "nat", "-A", "PREROUTING", "-d", "10.0.0.1/32", "-p", "tcp", "--dport", "443",
+		"-j", "DNAT", "--to-destination", "127.0.0.1:"+port).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables-legacy DNAT for the kubernetes Service: %v: %s", err, out)
 	}
 	return nil
 }
