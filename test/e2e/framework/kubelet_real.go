@@ -66,39 +66,46 @@ type RealNode struct {
 	cfg        RealNodeConfig
 }
 
-// StartRealNode starts containerd, imports the images, starts the kubelet
-// and waits until the Node named name is Ready.
-func StartRealNode(ctx context.Context, c *Cluster, cfg RealNodeConfig, name string) (*RealNode, error) {
-	n := &RealNode{Name: name, Cluster: c, dir: filepath.Join(c.Dir, "node-"+name), cfg: cfg}
+// NewRealNode describes the real node named name of cluster c; nothing runs
+// yet, and the cluster need not be started: StartRuntime can run while it
+// starts, StartKubelet after.
+func NewRealNode(c *Cluster, cfg RealNodeConfig, name string) *RealNode {
+	return &RealNode{Name: name, Cluster: c, dir: filepath.Join(c.Dir, "node-"+name), cfg: cfg}
+}
+
+// StartRuntime prepares the guest, starts containerd and imports the images,
+// which under UML takes minutes.
+func (n *RealNode) StartRuntime(ctx context.Context) error {
 	if err := n.prepare(); err != nil {
-		return nil, err
+		return err
 	}
 	var err error
 	t0 := time.Now()
-	if n.Containerd, err = c.StartComponent("containerd", "containerd", "--config", filepath.Join(n.dir, "containerd.toml")); err != nil {
-		return nil, err
+	if n.Containerd, err = StartProcess(n.Cluster.LogDir, n.Cluster.Name+"-containerd", "containerd", "--config", filepath.Join(n.dir, "containerd.toml")); err != nil {
+		return err
 	}
 	if err := poll(ctx, 2*time.Minute, n.Containerd, func() (bool, error) {
 		return exec.CommandContext(ctx, "ctr", "--address", containerdSock, "version").Run() == nil, nil
 	}); err != nil {
-		return nil, fmt.Errorf("containerd not serving on %s: %w\n%s", containerdSock, err, n.Containerd.Tail(20))
+		return fmt.Errorf("containerd not serving on %s: %w\n%s", containerdSock, err, n.Containerd.Tail(20))
 	}
-	fmt.Printf("real node %s: containerd ready in %.1fs\n", name, time.Since(t0).Seconds())
+	fmt.Printf("real node %s: containerd ready in %.1fs\n", n.Name, time.Since(t0).Seconds())
 	t0 = time.Now()
 	if err := n.importImages(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	fmt.Printf("real node %s: images imported in %.1fs\n", name, time.Since(t0).Seconds())
-	t0 = time.Now()
-	if err := n.StartKubelet(ctx); err != nil {
-		return nil, err
-	}
-	fmt.Printf("real node %s: kubelet started, Node Ready in %.1fs\n", name, time.Since(t0).Seconds())
-	return n, nil
+	fmt.Printf("real node %s: images imported in %.1fs\n", n.Name, time.Since(t0).Seconds())
+	return nil
 }
 
-// prepare writes the configuration of containerd, CNI and the kubelet, and
-// shares the mount namespace's mounts with the containers.
+// Stop ends the kubelet and containerd; the containers' shims stay until
+// the guest powers off.
+func (n *RealNode) Stop() {
+	n.Kubelet.Stop(30 * time.Second)
+	n.Containerd.Stop(30 * time.Second)
+}
+
+// prepare writes the configuration of containerd and CNI, and shares the mount namespace's mounts with the containers.
 func (n *RealNode) prepare() error {
 	// The test runs in a private mount namespace (test/uml/init.sh);
 	// Bidirectional propagation needs the kubelet dir on a shared mount.
@@ -148,28 +155,6 @@ state = "/run/containerd"
   ]
 }
 `, NodePodCIDR),
-		filepath.Join(n.dir, "kubelet.yaml"): fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-# containerd 1.6 does not answer the RuntimeConfig call: the kubelet uses this.
-cgroupDriver: cgroupfs
-containerRuntimeEndpoint: unix://%s
-# The guest's cgroup v2 has no cpuset controller; QoS cgroups would need it.
-cgroupsPerQOS: false
-enforceNodeAllocatable: []
-failSwapOn: false
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: %q}
-authorization: {mode: Webhook}
-# No registry: an image removed by the garbage collector could not come back.
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard: {"memory.available": "1Mi"}
-volumePluginDir: %s/volumeplugins
-readOnlyPort: 0
-serializeImagePulls: false
-`, containerdSock, n.Cluster.PKI.CACert, KubeletDir),
 	}
 	for path, content := range files {
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -230,11 +215,36 @@ func (n *RealNode) importImages(ctx context.Context) error {
 	return sc.Err()
 }
 
-// StartKubelet starts the kubelet (again, after StopKubelet) and waits until
-// its Node is Ready.
+// StartKubelet starts the kubelet (again, after StopKubelet) against the
+// started cluster and waits until its Node is Ready.
 func (n *RealNode) StartKubelet(ctx context.Context) error {
+	config := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# containerd 1.6 does not answer the RuntimeConfig call: the kubelet uses this.
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://%s
+# The guest's cgroup v2 has no cpuset controller; QoS cgroups would need it.
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %q}
+authorization: {mode: Webhook}
+# No registry: an image removed by the garbage collector could not come back.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {"memory.available": "1Mi"}
+volumePluginDir: %s/volumeplugins
+readOnlyPort: 0
+serializeImagePulls: false
+`, containerdSock, n.Cluster.PKI.CACert, KubeletDir)
+	if err := os.WriteFile(filepath.Join(n.dir, "kubelet.yaml"), []byte(config), 0o644); err != nil {
+		return err
+	}
 	var err error
-	n.Kubelet, err = n.Cluster.StartComponent("kubelet-"+n.Name, n.cfg.Kubelet,
+	n.Kubelet, err = StartProcess(n.Cluster.LogDir, n.Cluster.Name+"-kubelet-"+n.Name, n.cfg.Kubelet,
 		"--config="+filepath.Join(n.dir, "kubelet.yaml"),
 		"--kubeconfig="+n.Cluster.AdminKubeconfig,
 		"--root-dir="+KubeletDir,
