@@ -112,6 +112,9 @@ func (n *RealNode) prepare() error {
 	if out, err := exec.Command("mount", "--make-rshared", "/").CombinedOutput(); err != nil {
 		return fmt.Errorf("mount --make-rshared /: %v: %s", err, out)
 	}
+	if err := n.fakeClockSpeed(); err != nil {
+		return err
+	}
 	cniDir := filepath.Join(n.dir, "cni")
 	shim := filepath.Join(n.dir, "bin")
 	for _, d := range []string{cniDir, shim, filepath.Join(KubeletDir, "volumeplugins")} {
@@ -160,6 +163,38 @@ state = "/run/containerd"
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// fakeClockSpeed gives the kubelet's cAdvisor a CPU clock speed: UML's
+// /proc/cpuinfo has no "cpu MHz" line and no cpufreq in sysfs, and the
+// kubelet then fails to start ("could not detect clock speed"). A copy with
+// the line is bind-mounted over /proc/cpuinfo in this mount namespace only.
+func (n *RealNode) fakeClockSpeed() error {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return err
+	}
+	if strings.Contains(string(b), "cpu MHz") {
+		return nil
+	}
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		out.WriteString(line)
+		if strings.HasPrefix(line, "processor") {
+			out.WriteString("cpu MHz\t\t: 1000.000\n")
+		}
+	}
+	fake := filepath.Join(n.dir, "cpuinfo")
+	if err := os.MkdirAll(n.dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(fake, []byte(out.String()), 0o444); err != nil {
+		return err
+	}
+	if out, err := exec.Command("mount", "--bind", fake, "/proc/cpuinfo").CombinedOutput(); err != nil {
+		return fmt.Errorf("mount --bind %s /proc/cpuinfo: %v: %s", fake, err, out)
 	}
 	return nil
 }
