@@ -10,7 +10,7 @@ PKG := github.com/example/nfs-csi
 LDFLAGS := -s -w -X $(PKG)/pkg/driver.driverVersion=$(VERSION) -X $(PKG)/pkg/driver.gitCommit=$(GIT_COMMIT) -X $(PKG)/pkg/driver.buildDate=$(BUILD_DATE)
 export VERSION GIT_COMMIT BUILD_DATE LDFLAGS
 
-.PHONY: all build build-all test unit bench demo manifests helm-lint image clean e2e
+.PHONY: all build build-all test unit bench demo manifests helm-lint image clean e2e e2e-node
 
 all: build
 
@@ -29,6 +29,10 @@ test:
 ## e2e: the driver on a real Kubernetes 1.37 control plane with the real sidecars and nfsd (test/e2e/README.md)
 e2e:
 	test/e2e/run.sh
+
+## e2e-node: the chart's own pods (helm install, images from the Dockerfile) on a real kubelet v1.37 with containerd in the UML guest (test/e2e/README.md); not yet part of make test
+e2e-node:
+	test/e2e/node/run.sh
 
 ## unit: only the fast host-side checks and unit tests
 unit:
@@ -50,7 +54,7 @@ manifests:
 helm-lint:
 	hack/helm-lint.sh
 
-## image: multi-arch image with docker buildx (needs a Docker engine)
+## image: the image from the Dockerfile: docker buildx (six platforms), or podman (this platform, an OCI archive) without a Docker engine
 image:
 	hack/image.sh
 

@@ -2,7 +2,13 @@
 # Installs the Debian packages the tests, the demo and the benchmark need,
 # when any is missing. Idempotent; needs root on a machine without them.
 set -euo pipefail
+#
+#   hack/deps.sh        what every test needs
+#   hack/deps.sh node   also the real node of test/e2e/node: podman and
+#                       mmdebstrap (images), containerd, runc, the CNI
+#                       plugins, iptables, a static busybox (test pods)
 pkgs=(user-mode-linux nfs-kernel-server nfs-common rpcbind kmod iproute2 procps)
+[ "${1-}" = node ] && pkgs+=(podman mmdebstrap containerd runc containernetworking-plugins iptables busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

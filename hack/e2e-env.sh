@@ -18,6 +18,10 @@ nfs_csi::e2e_env() {
 	export E2E_KUBECTL=$B/kubectl-$kube/kubectl
 	export E2E_CSI_PROVISIONER=$B/csi-provisioner-$(nfs_csi::e2e_version "$root" PROVISIONER_VERSION)/csi-provisioner
 	export E2E_CSI_ATTACHER=$B/csi-attacher-$(nfs_csi::e2e_version "$root" ATTACHER_VERSION)/csi-attacher
+	export E2E_KUBELET=$B/kubelet-$kube/kubelet
+	# the real node's (test/e2e/node): what build-images.sh listed, the chart
+	export E2E_IMAGES=$root/_output/e2e/images.txt
+	export E2E_CHART_DIR=$root/charts/nfs-csi
 	export E2E_DRIVER=$root/bin/nfs-csi
 	export E2E_CHART=$root/_output/e2e/chart.yaml
 	export E2E_DIR=/tmp/$name

@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# Builds the nfs-csi image for the six release platforms with docker buildx.
-# Needs a Docker engine with buildx and, for the foreign platforms, binfmt
-# emulation (e.g. `docker run --privileged --rm tonistiigi/binfmt --install all`).
+# Builds the nfs-csi image from the repository's Dockerfile, with one of:
+#
+#   docker   docker buildx, for the six release platforms (multi-platform;
+#            foreign platforms need binfmt emulation, e.g.
+#            `docker run --privileged --rm tonistiigi/binfmt --install all`)
+#   podman   podman build, for this machine's platform only, with base images
+#            made locally (no registry needed; hack/image-podman.sh), saved as
+#            an OCI archive under ~/.cache/nfs-csi/images whose path is
+#            printed on stdout
 #
 # Environment:
+#   IMAGE_BUILDER  docker | podman | auto (default: docker when an engine with
+#                  buildx answers, else podman when installed)
 #   IMAGE      repository (default registry.example.io/nfs-csi/nfs-csi: build
 #              and push your own)
 #   TAG        tag (default $VERSION)
+#   docker only:
 #   PLATFORMS  comma-separated (default the six below)
 #   PUSH       1 to push (a multi-platform image can only be pushed or
 #              exported, not loaded into the local engine); default 0, which
 #              builds every platform and keeps the result in the build cache
 #   BUILDX_ARGS extra arguments for `docker buildx build`
-#
-# This script is unverified on the development machines, which have no Docker
-# engine; it fails early and clearly there.
+#   podman only:
+#   PODMAN_BUILD_ARGS extra arguments for `podman build`
+#   NFS_CSI_IMAGES    cache directory (default ~/.cache/nfs-csi/images)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source hack/tools.sh
@@ -24,15 +33,41 @@ IMAGE=${IMAGE:-registry.example.io/nfs-csi/nfs-csi}
 TAG=${TAG:-$VERSION}
 PLATFORMS=${PLATFORMS:-linux/amd64,linux/arm64,linux/arm/v7,linux/ppc64le,linux/s390x,linux/riscv64}
 PUSH=${PUSH:-0}
+IMAGE_BUILDER=${IMAGE_BUILDER:-auto}
 
 die() { echo "image.sh: $*" >&2; exit 1; }
 
-command -v docker >/dev/null 2>&1 ||
-  die "docker not found: 'make image' needs Docker with buildx (no engine here? use 'make build-all' for binaries)"
-docker info >/dev/null 2>&1 ||
-  die "no Docker engine reachable (docker info failed): 'make image' needs a running Docker engine with buildx"
-docker buildx version >/dev/null 2>&1 ||
-  die "docker buildx is not installed: 'make image' needs the buildx plugin"
+docker_ready() {
+  command -v docker >/dev/null 2>&1 ||
+    { why="docker not found"; return 1; }
+  docker info >/dev/null 2>&1 ||
+    { why="no Docker engine reachable (docker info failed)"; return 1; }
+  docker buildx version >/dev/null 2>&1 ||
+    { why="docker buildx is not installed"; return 1; }
+}
+
+why=
+case $IMAGE_BUILDER in
+auto)
+  if docker_ready; then IMAGE_BUILDER=docker
+  elif command -v podman >/dev/null 2>&1; then
+    echo "image.sh: $why; building with podman for this machine's platform only" >&2
+    IMAGE_BUILDER=podman
+  else
+    die "$why, and podman is not installed: 'make image' needs Docker with buildx, or podman (apt-get install -y podman mmdebstrap) for a single-platform image (for binaries only: 'make build-all')"
+  fi ;;
+docker)
+  docker_ready || die "$why: IMAGE_BUILDER=docker needs a running Docker engine with buildx" ;;
+podman) ;;
+*) die "IMAGE_BUILDER=$IMAGE_BUILDER: want docker, podman or auto" ;;
+esac
+
+if [[ $IMAGE_BUILDER == podman ]]; then
+  [[ $PUSH == 1 ]] && die "PUSH=1 is for docker buildx; with podman, push the printed archive yourself (skopeo copy oci-archive:FILE docker://$IMAGE:$TAG)"
+  source hack/image-podman.sh
+  nfs_csi::podman_image "$IMAGE" "$TAG"
+  exit
+fi
 
 args=(--platform "$PLATFORMS"
   --build-arg "VERSION=$VERSION"

@@ -17,11 +17,20 @@ ETCD_VERSION=v3.7.3
 KUBE_VERSION=v1.37.2
 PROVISIONER_VERSION=v6.3.0
 ATTACHER_VERSION=v4.13.0
+REGISTRAR_VERSION=v2.17.0
+LIVENESSPROBE_VERSION=v2.19.0
 
 ETCD_MODULE=go.etcd.io/etcd/server/v3
 KUBE_MODULE=k8s.io/kubernetes
 PROVISIONER_MODULE=github.com/kubernetes-csi/external-provisioner/v6
 ATTACHER_MODULE=github.com/kubernetes-csi/external-attacher/v4
+
+# node-driver-registrar and livenessprobe are not on the Go module proxy: their
+# release sources, with vendor/, are release archives in this directory (see
+# its README), checked against these sha256 sums.
+THIRD_PARTY=${NFS_CSI_THIRD_PARTY:-/work/shared/third_party}
+REGISTRAR_SHA256=e0e5d1b01197d1e9627b592c996dd5ddd86bbf90a7ed8ba3831d6acb968d01e0
+LIVENESSPROBE_SHA256=85fdf77742cb66498f9b57c23aa5db168d3df86074a4a6c787155409bb3345a2
 
 BIN_DIR=${NFS_CSI_E2E_BIN:-${HOME:?HOME is not set}/.cache/nfs-csi/e2e}
 
@@ -143,7 +152,7 @@ EOF
 	say "$c $v: done in $((SECONDS - t0))s"
 }
 
-KUBE_BINS=(kube-apiserver kube-controller-manager kubectl)
+KUBE_BINS=(kube-apiserver kube-controller-manager kubectl kubelet)
 
 build_kube() {
 	local v=$KUBE_VERSION b missing=()
@@ -218,11 +227,35 @@ build_sidecar() {
 	say "$c $v: done in $((SECONDS - t0))s"
 }
 
+# build_vendored COMPONENT VERSION BINARY SHA256: build ./cmd/BINARY of the
+# release archive THIRD_PARTY/COMPONENT-VERSION.tar.gz offline, from its
+# vendor/ tree.
+build_vendored() {
+	local c=$1 v=$2 b=$3 sum=$4
+	if cached "$c" "$v" "$b"; then say "$c $v: cached"; return; fi
+	local t0=$SECONDS log=$LOG_DIR/$c-$v.log src=$TMP/src-$c archive=$THIRD_PARTY/$c-$v.tar.gz
+	BUILDING="$c $v" BUILDING_T0=$t0
+	: >"$log"
+	say "$c $v: building from $archive, -mod=vendor (log: $log)"
+	[[ -f $archive ]] || { echo "build-bins: $archive is missing: set NFS_CSI_THIRD_PARTY to the directory of the $c release archive" >&2; exit 1; }
+	[[ $(sha256sum <"$archive") == "$sum  -" ]] || { echo "build-bins: $archive: sha256 is not $sum" >&2; exit 1; }
+	mkdir -p "$src"
+	tar -xzf "$archive" -C "$src" --strip-components=1
+	(
+		cd "$src"
+		GOFLAGS="-mod=vendor -buildvcs=false" run "$log" go build -trimpath -ldflags "-X main.version=$v" -o "$TMP/out-$c/$b" "./cmd/$b"
+	)
+	install_bin "$c" "$v" "$TMP/out-$c/$b"
+	say "$c $v: done in $((SECONDS - t0))s"
+}
+
 not_cached=()
 cached etcd $ETCD_VERSION etcd || not_cached+=(etcd)
 for b in "${KUBE_BINS[@]}"; do cached "$b" $KUBE_VERSION "$b" || not_cached+=("$b"); done
 cached csi-provisioner $PROVISIONER_VERSION csi-provisioner || not_cached+=(csi-provisioner)
 cached csi-attacher $ATTACHER_VERSION csi-attacher || not_cached+=(csi-attacher)
+cached node-driver-registrar $REGISTRAR_VERSION csi-node-driver-registrar || not_cached+=(node-driver-registrar)
+cached livenessprobe $LIVENESSPROBE_VERSION livenessprobe || not_cached+=(livenessprobe)
 if ((${#not_cached[@]} == 0)); then
 	say "all binaries cached in $BIN_DIR"
 else
@@ -235,6 +268,8 @@ build_etcd
 build_kube
 build_sidecar csi-provisioner "$PROVISIONER_MODULE" "$PROVISIONER_VERSION"
 build_sidecar csi-attacher "$ATTACHER_MODULE" "$ATTACHER_VERSION"
+build_vendored node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar "$REGISTRAR_SHA256"
+build_vendored livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe "$LIVENESSPROBE_SHA256"
 
 say "versions:"
 B=$BIN_DIR
@@ -243,8 +278,13 @@ apiserver_version=$("$B/kube-apiserver-$KUBE_VERSION/kube-apiserver" --version)
 echo "$apiserver_version"
 "$B/kube-controller-manager-$KUBE_VERSION/kube-controller-manager" --version
 "$B/kubectl-$KUBE_VERSION/kubectl" version --client
+"$B/kubelet-$KUBE_VERSION/kubelet" --version
 "$B/csi-provisioner-$PROVISIONER_VERSION/csi-provisioner" --version
 "$B/csi-attacher-$ATTACHER_VERSION/csi-attacher" --version
+"$B/node-driver-registrar-$REGISTRAR_VERSION/csi-node-driver-registrar" --version
+echo
+# livenessprobe has no --version flag; its cache directory names the tag.
+echo "livenessprobe $LIVENESSPROBE_VERSION: $B/livenessprobe-$LIVENESSPROBE_VERSION/livenessprobe"
 if [[ $apiserver_version != "Kubernetes $KUBE_VERSION" ]]; then
 	echo "build-bins: kube-apiserver reports '$apiserver_version', want 'Kubernetes $KUBE_VERSION'" >&2
 	exit 1

@@ -11,6 +11,12 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EXPORT_DIR=/run/export # keep in sync with nfsctl.sh
 EXPORT_OPTS=rw,insecure,no_root_squash,no_subtree_check,fsid=0
 MARGIN=8 # seconds kept for shutdown before the host's outer timeout fires
+# UML_NODE=1 only (keep in sync with test/e2e/node): the NFS server's address
+# for pods, the pod network, and the root_squash export.
+NODE_NFS_ADDR=10.99.0.1
+NODE_POD_CIDR=10.88.0.0/16
+SQUASH_DIR=/run/export-squash
+SQUASH_OPTS=rw,insecure,root_squash,no_subtree_check,fsid=1
 
 if [ "$$" != 1 ] || [ -z "${UML_STATE-}" ]; then
 	echo "init.sh: only for use as init of the UML guest (see test/uml/run.sh)" >&2
@@ -117,6 +123,39 @@ step rpc.statd --no-notify
 step rpc.nfsd 8
 echo Y >/proc/fs/nfsd/v4_end_grace || echo "uml-init: could not end grace period"
 
+# 5b. opt-in (UML_NODE=1 in run.sh's environment): what a real kubelet and
+# containerd need, for the e2e bed's real node (test/e2e/node). Off by
+# default, so the other runs are unchanged. (The hostname they also need,
+# instead of "(none)", is set above for every run.)
+if [ "${UML_NODE-}" = 1 ]; then
+	step mount --make-rshared /
+	step mount -t cgroup2 cgroup2 /sys/fs/cgroup
+	# iptables (legacy) NAT: the bed's stand-in for kube-proxy's one rule.
+	step modprobe -a overlay veth bridge br_netfilter ip_tables iptable_nat xt_nat
+	# State of containerd and the kubelet, pod logs, and containerd's
+	# config dir, on guest tmpfs: hostfs cannot hold overlay upper dirs and
+	# these must not reach the host. run.sh made the mount points.
+	for d in /var/lib/containerd /etc/containerd /var/lib/kubelet /var/log; do
+		step mount -t tmpfs -o mode=0755 node-state "$d"
+	done
+	# An address the pods can reach the NFS server at (their 127.0.0.1 is
+	# their own): pods route to it through the CNI bridge, and the host's
+	# own mounts use it as their source address.
+	step ip link add nfs0 type dummy
+	step ip addr add "$NODE_NFS_ADDR/32" dev nfs0
+	step ip link set nfs0 up
+	step exportfs -o "$EXPORT_OPTS" "$NODE_NFS_ADDR:$EXPORT_DIR"
+	step exportfs -o "$EXPORT_OPTS" "$NODE_POD_CIDR:$EXPORT_DIR"
+	# A second export with root_squash (root on the clients becomes nobody),
+	# for the fsGroup scenario; its root is world-writable, as an admin
+	# would make it for such an export.
+	mkdir -p "$SQUASH_DIR"
+	step mount -t tmpfs -o mode=0777,size=128m export-squash "$SQUASH_DIR"
+	for c in 127.0.0.1 "$NODE_NFS_ADDR" "$NODE_POD_CIDR"; do
+		step exportfs -o "$SQUASH_OPTS" "$c:$SQUASH_DIR"
+	done
+fi
+
 # wait until nfsd and mountd really answer: without a version, rpcinfo
 # calls every registered version (nfs 3 and 4, mountd 1 to 3) over TCP
 ready=
@@ -151,6 +190,7 @@ env -i \
 	HOME=/tmp/home TERM=dumb LANG=C.UTF-8 TMPDIR=/tmp \
 	NFS_SERVER=127.0.0.1 NFS_EXPORT_DIR="$EXPORT_DIR" \
 	NFS_SHARE_V3="$EXPORT_DIR" NFS_SHARE_V4=/ \
+	UML_NODE="${UML_NODE-}" \
 	UML_RESULTS_DIR="$UML_RESULTS" UML_ENV_FILE="$STATE/env" \
 	timeout --kill-after=3 "$left" \
 	unshare -m --propagation private -- \

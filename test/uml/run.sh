@@ -26,7 +26,7 @@ in a mount namespace where / is read-only.
   --timeout SECONDS  overall limit, boot included (default $TIMEOUT)
   --mem SIZE         guest memory, e.g. 512M, 1G (default $MEM)
 Environment: UML_RESULTS_DIR (default \$REPO/_output/uml), UML_PASS_ENV,
-UML_KEEP_LOGS=1.
+UML_KEEP_LOGS=1, UML_NODE=1 (also set up for containerd and a kubelet).
 EOF
 	exit 125
 }
@@ -71,6 +71,11 @@ KVER=$("$UML_BIN" --version 2>/dev/null | tail -n1)
 [ -d "/usr/lib/uml/modules/$KVER" ] || die "no UML modules for kernel '$KVER' in /usr/lib/uml/modules"
 # The guest bind-mounts the UML modules here; the mount point must exist.
 mkdir -p /lib/modules
+# UML_NODE=1: the guest mounts tmpfs on these (init.sh); the mount points must
+# exist. They stay empty on the host.
+if [ "${UML_NODE-}" = 1 ]; then
+	mkdir -p /var/lib/containerd /etc/containerd /var/lib/kubelet /var/log
+fi
 
 # --- directories ------------------------------------------------------------
 check_results_dir() {
@@ -106,6 +111,7 @@ printf '%s\0' "$@" >"$STATE/argv"
 	printf 'UML_DEADLINE=%q\n' "$DEADLINE"
 	printf 'UML_RESULTS=%q\n' "$RESULTS"
 	printf 'UML_KEEP_LOGS=%q\n' "${UML_KEEP_LOGS-}"
+	printf 'UML_NODE=%q\n' "${UML_NODE-}"
 } >"$STATE/job"
 {
 	for name in ${UML_PASS_ENV-}; do
