@@ -28,7 +28,9 @@ ATTACHER_MODULE=github.com/kubernetes-csi/external-attacher/v4
 # node-driver-registrar and livenessprobe are not on the Go module proxy: their
 # release sources, with vendor/, are release archives in this directory (see
 # its README), checked against these sha256 sums.
-THIRD_PARTY=${NFS_CSI_THIRD_PARTY:-/work/shared/third_party}
+# By default the project's shared/ directory, which lies beside the checkout
+# (CI puts its copy there too).
+THIRD_PARTY=${NFS_CSI_THIRD_PARTY:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/third_party}
 REGISTRAR_SHA256=e0e5d1b01197d1e9627b592c996dd5ddd86bbf90a7ed8ba3831d6acb968d01e0
 LIVENESSPROBE_SHA256=85fdf77742cb66498f9b57c23aa5db168d3df86074a4a6c787155409bb3345a2
 
