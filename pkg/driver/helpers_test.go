@@ -41,7 +41,7 @@ type env struct {
 // close closes the driver once, for the tests that close it themselves.
 func (e *env) close() { e.closeOnce.Do(e.d.Close) }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	base := t.TempDir()
 	e := &env{base: base, export: filepath.Join(base, "export"), workDir: t.TempDir()}

@@ -302,23 +302,33 @@ func RemoveEmptyParents(rootFd int, rel string, owned func(dir string) (bool, er
 		if ok, err := owned(rel); err != nil || !ok {
 			return err
 		}
-		parent, base := splitParent(rel)
-		pfd, err := openParent(rootFd, parent)
-		if err != nil {
-			return ignoreNotExist(err)
+		if gone, err := removeEmptyDir(rootFd, rel); err != nil || !gone {
+			return err
 		}
-		err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
-		closeUnlessRoot(pfd, rootFd)
-		switch err {
-		case nil, unix.ENOENT:
-			if err := removed(rel); err != nil {
-				return err
-			}
-		case unix.ENOTEMPTY, unix.EEXIST, unix.EBUSY:
-			return nil
-		default:
-			return fmt.Errorf("rmdir %q: %w", rel, err)
+		if err := removed(rel); err != nil {
+			return err
 		}
+	}
+}
+
+// removeEmptyDir removes the directory rel if it is empty, and reports
+// whether it is gone; a directory that is not empty (or is busy) stays, and
+// is not an error.
+func removeEmptyDir(rootFd int, rel string) (gone bool, err error) {
+	parent, base := splitParent(rel)
+	pfd, err := openParent(rootFd, parent)
+	if err != nil {
+		return false, ignoreNotExist(err)
+	}
+	err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
+	closeUnlessRoot(pfd, rootFd)
+	switch err {
+	case nil, unix.ENOENT:
+		return true, nil
+	case unix.ENOTEMPTY, unix.EEXIST, unix.EBUSY:
+		return false, nil
+	default:
+		return false, fmt.Errorf("rmdir %q: %w", rel, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -26,7 +27,9 @@ import (
 // looks for the other's, so of two racing creates at least one sees the
 // other. Volumes created before the markers existed sit in directories: when
 // the new volume's directory already exists, it is searched for directories
-// that have records.
+// that have records. A volume whose own mkdir made its directory has nothing
+// below it and skips the descendant lookup (see checkAppeared for why that
+// stays safe against a racing inner create).
 
 // ErrNested is the conflict of a subDir with the directory of another volume
 // that contains it or lies inside it.
@@ -99,13 +102,11 @@ func unmarkNested(recFd int, subDir string) error {
 	return nil
 }
 
-// checkNested returns a *NestedError when another volume's directory
-// contains vol's or lies inside it. searchDir says whether vol's directory
-// existed before vol's record, and is to be searched for the records of
-// volumes made before the markers existed. Call it after vol's record and
-// markers are written.
-func checkNested(sh *Share, recFd int, vol Volume, searchDir bool) error {
-	for _, p := range ancestors(vol.SubDir) {
+// checkAncestors returns a *NestedError when one of dirs, leading paths of
+// vol.SubDir, has a live record. Call it after vol's record and markers are
+// written.
+func checkAncestors(recFd int, vol Volume, dirs []string) error {
+	for _, p := range dirs {
 		rec, ok, err := ReadRecord(recFd, p)
 		if err != nil {
 			return err
@@ -114,7 +115,56 @@ func checkNested(sh *Share, recFd int, vol Volume, searchDir bool) error {
 			return &NestedError{Volume: vol, Other: rec, OtherDir: p, Inside: true}
 		}
 	}
-	return checkDescendants(sh, recFd, vol, searchDir)
+	return nil
+}
+
+// checkAppeared finishes the nesting checks once Provision's mkdir walk is
+// done, for what changed since its first look (depth leading components of
+// vol.SubDir existed then; existed says whether all of them did, and the
+// volume's directory was checked for descendants before the walk).
+//
+// A volume whose directory this call made (it is in created) has nothing
+// below it, and the descendant lookup is skipped, the common case's only
+// nesting cost. That is safe against an inner volume created at the same
+// time by another replica because of the order of both sides: this volume's
+// record is written before its mkdir, and the inner volume, which must find
+// the directory existing (this call made it), either saw it already in its
+// own first look, and read this record after that, or sees it appear now, as
+// an EEXIST of an ancestor it saw missing, and reads this record here. Either
+// way the inner one reads this record after it was written and refuses.
+func checkAppeared(sh *Share, recFd int, vol Volume, depth int, existed bool, created []string) error {
+	var appeared []string
+	for i, p := range ancestors(vol.SubDir) {
+		if i >= depth && !slices.Contains(created, p) {
+			appeared = append(appeared, p)
+		}
+	}
+	if err := checkAncestors(recFd, vol, appeared); err != nil {
+		return err
+	}
+	if existed || slices.Contains(created, vol.SubDir) {
+		return nil
+	}
+	// Made by someone else since the first look.
+	return checkDescendants(sh, recFd, vol, false)
+}
+
+// removeCreated removes again the directories a refused Provision made
+// for subDir (created, from MkdirAllBeneath, outermost first) and their
+// parent markers, deepest first. A directory that is no longer empty stays,
+// with everything above it: something else uses it now.
+func removeCreated(rootFd, recFd int, subDir string, created []string) error {
+	for i := len(created) - 1; i >= 0; i-- {
+		if gone, err := removeEmptyDir(rootFd, created[i]); err != nil || !gone {
+			return err
+		}
+		if created[i] != subDir {
+			if err := DeleteParentMarker(recFd, created[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkDescendants is the half of checkNested that looks below vol.

@@ -216,6 +216,42 @@ func TestRegressionNestedVolumesAreRefused(t *testing.T) {
 	}
 }
 
+// An outer volume whose mkdir makes its directory skips the lookup for
+// volumes below it. An inner volume created at the same time that saw the
+// outer directory missing, and then met it at its mkdir, must still find the
+// outer record and refuse, leaving nothing of its own inside.
+func TestNestedCreateRacingAnOuterOneThatMadeTheDirectory(t *testing.T) {
+	sh := acquireTestShare(t)
+	outer := testVolume("k8s", OnDeleteDelete)
+	inner := testVolume("k8s/team/pvc-1", OnDeleteDelete)
+	var outerErr error
+	provisionHook = func(v Volume) {
+		if v.SubDir != inner.SubDir {
+			return
+		}
+		provisionHook = nil
+		_, outerErr = Provision(sh, outer, testRecord(outer), ProvisionOptions{Compatible: sameVolume(testRecord(outer))})
+	}
+	t.Cleanup(func() { provisionHook = nil })
+	_, err := Provision(sh, inner, testRecord(inner), ProvisionOptions{Compatible: sameVolume(testRecord(inner))})
+	if outerErr != nil {
+		t.Fatalf("Provision(%s) = %v", outer.SubDir, outerErr)
+	}
+	var nested *NestedError
+	if !errors.As(err, &nested) || nested.OtherDir != outer.SubDir {
+		t.Fatalf("Provision(%s) racing %s = %v, want a *NestedError naming %s", inner.SubDir, outer.SubDir, err, outer.SubDir)
+	}
+	if _, ok := readShareRecord(t, sh, inner.SubDir); ok {
+		t.Error("the refused volume's record was left behind")
+	}
+	if exists(t, filepath.Join(sh.Path(), "k8s", "team")) {
+		t.Error("the refused volume's directories were left inside the outer volume")
+	}
+	if !exists(t, filepath.Join(sh.Path(), "k8s")) {
+		t.Error("the outer volume's directory was removed")
+	}
+}
+
 // An inner volume created by the code before the nesting checks (a record,
 // no markers) is found in the outer directory.
 func TestNestedVolumeOfOldCodeIsFound(t *testing.T) {

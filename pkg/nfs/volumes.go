@@ -68,14 +68,24 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 	if err := markNested(recFd, vol.SubDir); err != nil {
 		return Record{}, rollback(err)
 	}
+	// Ancestors first, before anything is made: a refused volume never
+	// touches the directory of the volume it would lie in.
+	if err := checkAncestors(recFd, vol, ancestors(vol.SubDir)); err != nil {
+		return stored, rollback(err)
+	}
 	// Only a directory that existed before the volume's record can hold
 	// volumes of a driver without nesting checks; a retry over the
 	// volume's own directory does not search it again.
-	if err := checkNested(sh, recFd, vol, rec.Adopted && stored.Adopted); err != nil {
-		return stored, rollback(err)
+	if rec.Adopted {
+		if err := checkDescendants(sh, recFd, vol, stored.Adopted); err != nil {
+			return stored, rollback(err)
+		}
 	}
 	if unknownDir && !opts.AdoptExisting {
 		return Record{}, rollback(&AdoptionError{Volume: vol, Claim: rec.Claim()})
+	}
+	if provisionHook != nil {
+		provisionHook(vol)
 	}
 	var fd int
 	var created []string
@@ -103,6 +113,15 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 		}
 		// The directory was not made, so the record protects nothing; left
 		// behind, it would refuse the subDir to every other name.
+		return stored, rollback(err)
+	}
+	if err := checkAppeared(sh, recFd, vol, depth, rec.Adopted, created); err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		if uerr := removeCreated(sh.RootFd(), recFd, vol.SubDir, created); uerr != nil {
+			return stored, fmt.Errorf("%w; and the directories this call made could not be removed: %v", err, uerr)
+		}
 		return stored, rollback(err)
 	}
 	if perm != nil {
@@ -234,6 +253,10 @@ func claimRecord(store symlinkStore, vol Volume, rec Record, compatible func(sto
 	}
 	return Record{}, false, false, fmt.Errorf("volume %s: the record of %s on %s keeps changing under concurrent creates; retry", vol.ID(), vol.SubDir, vol.ShareSource())
 }
+
+// provisionHook, when set by a test, runs between Provision's checks and its
+// mkdir, where another replica's create can interleave.
+var provisionHook func(vol Volume)
 
 // Disposal says what Dispose did.
 type Disposal string
