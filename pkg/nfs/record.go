@@ -53,6 +53,12 @@ type Record struct {
 	// directory is adopted again only by a volume of the same claim.
 	ClaimNamespace string `json:"pvcNamespace,omitempty"`
 	ClaimName      string `json:"pvcName,omitempty"`
+	// NameEntry says that the volume's name, which is not its subDir, has an
+	// entry of its own: a symlink to the subDir at the name's key (see
+	// symlinkStore). A volume whose subDir is its name needs none (its record
+	// is at that key), and records of earlier drivers have a "name-" entry
+	// instead, or none.
+	NameEntry bool `json:"nameEntry,omitempty"`
 }
 
 // Claim is "namespace/name" of the record's PVC, or empty when unknown.
@@ -232,7 +238,9 @@ func ReadRecord(recDirFd int, subDir string) (rec Record, ok bool, err error) {
 }
 
 // readRecordAt reads the record stored under the entry name, and returns its
-// raw bytes too, for a compare-and-swap; subDir is for messages.
+// raw bytes too, for a compare-and-swap; subDir is for messages. An entry
+// that holds a volume's name entry instead (a subDir, not JSON) is ok=false
+// with the subDir it names as raw.
 func readRecordAt(recDirFd int, name, subDir string) (rec Record, raw string, ok bool, err error) {
 	buf := make([]byte, 4096)
 	n, err := unix.Readlinkat(recDirFd, name, buf)
@@ -242,15 +250,19 @@ func readRecordAt(recDirFd int, name, subDir string) (rec Record, raw string, ok
 	if err != nil {
 		return Record{}, "", false, fmt.Errorf("read record %s/%s for %q: %w", RecordDir, name, subDir, err)
 	}
+	if target, ok := strings.CutPrefix(string(buf[:n]), nameEntryMark); ok {
+		// Not a record: the name entry of a volume whose name is subDir.
+		return Record{}, target, false, nil
+	}
 	if err := json.Unmarshal(buf[:n], &rec); err != nil {
 		return Record{}, "", false, fmt.Errorf("record %s/%s for %q is corrupt: %w", RecordDir, name, subDir, err)
 	}
 	return rec, string(buf[:n]), true, nil
 }
 
-// reclaimRecord removes the record of subDir if it still is exactly stale
-// (compared byte for byte), and reports whether the subdirectory is now free
-// to claim. NFS has no compare-and-delete, so the record is first renamed to
+// reclaimRecord removes the record of subDir (or the name entry at its key,
+// then stale is the entry's subDir) if it still is exactly stale (compared
+// byte for byte), and reports whether the key is now free to claim. NFS has no compare-and-delete, so the record is first renamed to
 // a name of this call's own: only one of two racing callers gets it. If what
 // was renamed is not the stale record (another caller reclaimed it and wrote
 // its own in between), it is linked back, which fails rather than overwrite
@@ -266,7 +278,7 @@ func reclaimRecord(recDirFd int, subDir string, stale string) (bool, error) {
 		return false, fmt.Errorf("reclaim record %s/%s for %q: %w", RecordDir, key, subDir, err)
 	}
 	_, raw, ok, err := readRecordAt(recDirFd, tmp, subDir)
-	if err == nil && ok && raw == stale {
+	if err == nil && (ok || raw != "") && raw == stale {
 		return true, ignoreNotExist(unix.Unlinkat(recDirFd, tmp, 0))
 	}
 	if lerr := unix.Linkat(recDirFd, tmp, recDirFd, key, 0); lerr != nil && lerr != unix.EEXIST {

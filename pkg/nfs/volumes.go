@@ -200,19 +200,12 @@ func claimRecord(store symlinkStore, vol Volume, rec Record, compatible func(sto
 	dirExists := rec.Adopted
 	reclaimed := false
 	for attempt := 0; attempt < 3; attempt++ {
-		err := store.Create(vol.SubDir, rec)
+		stored, raw, err := store.create(vol.SubDir, rec)
 		if err == nil {
 			return rec, true, dirExists && !reclaimed, nil
 		}
 		if !errors.Is(err, ErrRecordExists) {
 			return Record{}, false, false, err
-		}
-		stored, raw, ok, err := readRecordAt(store.fd, recordKey(vol.SubDir), vol.SubDir)
-		if err != nil {
-			return Record{}, false, false, err
-		}
-		if !ok {
-			continue // deleted between the two calls: claim it again
 		}
 		var cerr error
 		switch {
@@ -227,8 +220,7 @@ func claimRecord(store symlinkStore, vol Volume, rec Record, compatible func(sto
 		default:
 			cerr = compatible(stored)
 			if cerr == nil {
-				// A retry: finish what a crash may have left undone.
-				return stored, false, false, store.indexName(vol.SubDir, rec.Name)
+				return stored, false, false, nil // a retry
 			}
 			if !dirExists && stored.reclaimable(rec.ClusterID, time.Now()) {
 				cerr = nil
