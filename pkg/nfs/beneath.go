@@ -44,16 +44,13 @@ func closeUnlessRoot(fd, rootFd int) {
 // OpenBeneath opens the directory rel (a validated relative path) under the
 // directory rootFd without following symlinks. The caller closes the fd.
 func OpenBeneath(rootFd int, rel string) (int, error) {
-	fd, err := unix.Dup(rootFd)
-	if err != nil {
-		return -1, err
-	}
 	if rel == "" {
-		return fd, nil
+		return unix.Dup(rootFd)
 	}
+	fd := rootFd
 	for _, c := range strings.Split(rel, "/") {
 		next, err := openDirAt(fd, c)
-		unix.Close(fd)
+		closeUnlessRoot(fd, rootFd)
 		if err != nil {
 			return -1, err
 		}
@@ -80,9 +77,23 @@ func MkdirAllBeneathNoFd(rootFd int, rel string, mode uint32) (created []string,
 }
 
 func mkdirAllBeneath(rootFd int, rel string, mode uint32, wantFd bool) (fd int, created []string, err error) {
-	fd = rootFd
-	parts := strings.Split(rel, "/")
-	for i, c := range parts {
+	return mkdirFrom(rootFd, rootFd, strings.Split(rel, "/"), 0, mode, wantFd)
+}
+
+// mkdirFrom is mkdirAllBeneath from the directory fd of parts[:from] (an fd
+// of openExisting, which it takes over), for the components from on.
+func mkdirFrom(rootFd, fd int, parts []string, from int, mode uint32, wantFd bool) (int, []string, error) {
+	var created []string
+	if from == len(parts) {
+		// Everything exists; fd is the final directory, opened by openExisting.
+		if !wantFd {
+			closeUnlessRoot(fd, rootFd)
+			return -1, nil, nil
+		}
+		return fd, nil, nil
+	}
+	for i := from; i < len(parts); i++ {
+		c := parts[i]
 		last := i == len(parts)-1
 		err := unix.Mkdirat(fd, c, mode)
 		switch {
@@ -270,22 +281,34 @@ func (w *treeRemoval) removeContents(parentFd int, name, display string) error {
 // ExistingDepth counts how many leading components of rel exist, as real
 // directories reached without symlinks. A symlink on the way is an error.
 func ExistingDepth(rootFd int, rel string) (int, error) {
-	fd := rootFd
-	n := 0
-	for _, c := range strings.Split(rel, "/") {
-		next, err := openDirAt(fd, c)
+	fd, n, err := openExisting(rootFd, rel)
+	if err == nil {
 		closeUnlessRoot(fd, rootFd)
+	}
+	return n, err
+}
+
+// openExisting opens the leading components of rel that exist, as real
+// directories reached without symlinks, and returns how many there are and
+// an fd of the deepest one (rootFd itself when there is none: close it with
+// closeUnlessRoot). A symlink on the way is an error. Provision looks first
+// and makes the rest from this fd later, so the walk is not made twice.
+func openExisting(rootFd int, rel string) (fd, n int, err error) {
+	fd = rootFd
+	parts := strings.Split(rel, "/")
+	for _, c := range parts {
+		next, err := openDirAt(fd, c)
 		if errors.Is(err, unix.ENOENT) {
-			return n, nil
+			return fd, n, nil
 		}
+		closeUnlessRoot(fd, rootFd)
 		if err != nil {
-			return n, fmt.Errorf("open %q: %w", strings.Join(strings.Split(rel, "/")[:n+1], "/"), err)
+			return -1, n, fmt.Errorf("open %q: %w", strings.Join(parts[:n+1], "/"), err)
 		}
 		fd = next
 		n++
 	}
-	closeUnlessRoot(fd, rootFd)
-	return n, nil
+	return fd, n, nil
 }
 
 // RemoveEmptyParents removes the parents of rel from the deepest up, as long

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -77,14 +78,25 @@ func ancestors(subDir string) []string {
 }
 
 // markNested writes vol's descendant markers under each of its ancestors.
-func markNested(recFd int, subDir string) error {
+// known, when not nil, holds the has- flags already known to exist, which
+// are never removed: they are not written again.
+func markNested(recFd int, subDir string, known *sync.Map) error {
 	for _, p := range ancestors(subDir) {
 		for _, m := range []struct{ name, target string }{
 			{hasDescendantsKey(p), p},
 			{descendantKey(p, subDir), subDir[len(p)+1:]},
 		} {
+			isFlag := m.target == p
+			if isFlag && known != nil {
+				if _, ok := known.Load(m.name); ok {
+					continue
+				}
+			}
 			if err := unix.Symlinkat(m.target, recFd, m.name); err != nil && err != unix.EEXIST {
 				return fmt.Errorf("write marker %s/%s for %q: %w", RecordDir, m.name, subDir, err)
+			}
+			if isFlag && known != nil {
+				known.Store(m.name, true)
 			}
 		}
 	}

@@ -44,6 +44,10 @@ type shareEntry struct {
 	ready   chan struct{} // closed when the mount attempt has finished
 	err     error         // the mount attempt's error, read after ready
 	rootFd  int
+	// flags holds the names of the has- markers (see nested.go) known to
+	// exist in the records directory of recFd: they are never removed, so
+	// once seen they need not be written again.
+	flags sync.Map
 
 	// Guarded by ShareMounts.mu.
 	refs     int

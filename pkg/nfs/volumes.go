@@ -37,12 +37,21 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 	if err != nil {
 		return Record{}, err
 	}
-	depth, err := ExistingDepth(sh.RootFd(), vol.SubDir)
+	rootFd := sh.RootFd()
+	walkFd, depth, err := openExisting(rootFd, vol.SubDir)
 	if err != nil {
 		return Record{}, fmt.Errorf("volume %s: %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 	}
+	// walkFd is handed to the mkdir walk below; until then it is closed on
+	// every return.
+	defer func() {
+		if walkFd >= 0 {
+			closeUnlessRoot(walkFd, rootFd)
+		}
+	}()
+	parts := strings.Split(vol.SubDir, "/")
 	rec.Version = 1
-	rec.Adopted = depth == len(strings.Split(vol.SubDir, "/"))
+	rec.Adopted = depth == len(parts)
 	if rec.Created == 0 {
 		rec.Created = time.Now().Unix()
 	}
@@ -65,7 +74,7 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 		}
 		return err
 	}
-	if err := markNested(recFd, vol.SubDir); err != nil {
+	if err := markNested(recFd, vol.SubDir, &sh.e.flags); err != nil {
 		return Record{}, rollback(err)
 	}
 	// Ancestors first, before anything is made: a refused volume never
@@ -87,14 +96,10 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 	if provisionHook != nil {
 		provisionHook(vol)
 	}
-	var fd int
-	var created []string
-	if perm != nil {
-		fd, created, err = MkdirAllBeneath(sh.RootFd(), vol.SubDir, 0o777)
-	} else {
-		fd = -1
-		created, err = MkdirAllBeneathNoFd(sh.RootFd(), vol.SubDir, 0o777)
-	}
+	// A final directory that this call makes is not opened again unless
+	// perm needs it, which saves a round trip per volume.
+	fd, created, err := mkdirFrom(rootFd, walkFd, parts, depth, 0o777, perm != nil)
+	walkFd = -1
 	for _, dir := range created {
 		if dir == vol.SubDir {
 			continue
@@ -119,7 +124,7 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 		if fd >= 0 {
 			unix.Close(fd)
 		}
-		if uerr := removeCreated(sh.RootFd(), recFd, vol.SubDir, created); uerr != nil {
+		if uerr := removeCreated(rootFd, recFd, vol.SubDir, created); uerr != nil {
 			return stored, fmt.Errorf("%w; and the directories this call made could not be removed: %v", err, uerr)
 		}
 		return stored, rollback(err)
