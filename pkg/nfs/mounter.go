@@ -109,14 +109,16 @@ func (s *SystemMounter) serverProbe() *StatFS {
 // server does not outlive the call. A mount that succeeded is reported as
 // such even when ctx ended just after; a helper killed on ctx's end may have
 // mounted before it died, and that mount is undone, so that a failed Mount
-// leaves nothing behind.
+// leaves nothing behind. The callers mount only where source is not mounted
+// (NodePublishVolume has just read the mount table; a share mount has a
+// fresh directory), so a mount of source on top of target after the kill is
+// the helper's: the mount table is not read again before every mount.
 func (s *SystemMounter) Mount(ctx context.Context, source, target string, options []string) error {
 	args := []string{"-t", "nfs"}
 	if len(options) > 0 {
 		args = append(args, "-o", strings.Join(options, ","))
 	}
 	args = append(args, source, target)
-	before, beforeErr := s.mountsAt(target)
 	cmd := exec.CommandContext(ctx, "mount", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -129,42 +131,21 @@ func (s *SystemMounter) Mount(ctx context.Context, source, target string, option
 		return nil
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		if beforeErr == nil {
-			s.undoKilledMount(source, target, before)
-		}
+		s.undoKilledMount(source, target)
 		return &MountError{Source: source, Target: target, Output: strings.TrimSpace(out.String()), Err: ctxErr}
 	}
 	return &MountError{Source: source, Target: target, Output: strings.TrimSpace(out.String()), Err: err}
 }
 
-// mountsAt counts the mounts stacked at target.
-func (s *SystemMounter) mountsAt(target string) (int, error) {
-	mps, err := s.MountPoints()
-	if err != nil {
-		return 0, err
-	}
-	return countMounts(mps, target), nil
-}
-
-func countMounts(mps []MountPoint, target string) int {
-	n := 0
-	for _, mp := range mps {
-		if mp.Path == target {
-			n++
-		}
-	}
-	return n
-}
-
 // undoKilledMount unmounts what a killed mount helper mounted at target
-// before it died: one more mount of source than there were before.
-func (s *SystemMounter) undoKilledMount(source, target string, before int) {
+// before it died: a mount of source on top of target.
+func (s *SystemMounter) undoKilledMount(source, target string) {
 	mps, err := s.MountPoints()
 	if err != nil {
 		klog.ErrorS(err, "Cannot check whether a killed mount helper left a mount", "source", source, "target", target)
 		return
 	}
-	if top, ok := LookupMount(mps, target); !ok || countMounts(mps, target) <= before || top.Source != source {
+	if top, ok := LookupMount(mps, target); !ok || top.Source != source {
 		return
 	}
 	klog.InfoS("The mount helper was killed after it mounted; unmounting", "source", source, "target", target)
