@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/example/nfs-csi/pkg/nfs"
@@ -62,7 +61,7 @@ type Config struct {
 	// pod's in-cluster configuration, when there is one.
 	Kubeconfig string
 	// KubeClient replaces the client built from Kubeconfig; unit tests set it.
-	KubeClient kubernetes.Interface
+	KubeClient KubeAPI
 	// MetricsAddress is the host:port the Prometheus metrics are served on;
 	// empty serves none.
 	MetricsAddress string
@@ -113,7 +112,7 @@ func New(cfg Config) (*Driver, error) {
 	if len(cfg.NodeID) > 256 {
 		return nil, fmt.Errorf("--nodeid is %d bytes; CSI allows at most 256", len(cfg.NodeID))
 	}
-	var kube kubernetes.Interface
+	var kube KubeAPI
 	if cfg.runsController() {
 		var err error
 		if kube, err = controllerKubeClient(cfg); err != nil {
@@ -172,7 +171,7 @@ func New(cfg Config) (*Driver, error) {
 // when there is no API (csi-sanity, a controller outside Kubernetes). A
 // --kubeconfig that does not work is an error; a broken in-cluster
 // configuration is only logged, and the controller runs without the API.
-func controllerKubeClient(cfg Config) (kubernetes.Interface, error) {
+func controllerKubeClient(cfg Config) (KubeAPI, error) {
 	if cfg.KubeClient != nil {
 		return cfg.KubeClient, nil
 	}
@@ -189,7 +188,7 @@ func controllerKubeClient(cfg Config) (kubernetes.Interface, error) {
 // autoClusterID resolves --cluster-id=auto. When it cannot, the controller
 // runs without a cluster ID, and says so now and in every refusal it gives
 // (nfs.DescribeClusterID).
-func autoClusterID(kube kubernetes.Interface) string {
+func autoClusterID(kube KubeAPI) string {
 	id, err := findClusterID(context.Background(), kube, clusterIDWait)
 	if err != nil {
 		klog.ErrorS(err, "--cluster-id=auto found no cluster ID: the controller runs WITHOUT one. "+

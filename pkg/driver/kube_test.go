@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/example/nfs-csi/pkg/nfs"
@@ -28,13 +32,74 @@ func kubeSystem() *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system", UID: kubeSystemUID}}
 }
 
+// clientsetAPI is KubeAPI over a client-go clientset: the tests' fake one.
+type clientsetAPI struct{ c kubernetes.Interface }
+
+func (a clientsetAPI) NamespaceUID(ctx context.Context, name string) (string, error) {
+	ns, err := a.c.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	return string(ns.UID), nil
+}
+
+func (a clientsetAPI) CSINodeDrivers(ctx context.Context, name string) (map[string]string, error) {
+	n, err := a.c.StorageV1().CSINodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	drivers := map[string]string{}
+	for _, d := range n.Spec.Drivers {
+		drivers[d.Name] = d.NodeID
+	}
+	return drivers, nil
+}
+
+// The controller's own client reads what the typed clientset read, from an
+// apiserver's JSON, and its refusals are the API's errors.
+func TestRESTKube(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/namespaces/kube-system":
+			_, _ = w.Write([]byte(`{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"kube-system","uid":"` + kubeSystemUID + `"}}`))
+		case "/apis/storage.k8s.io/v1/csinodes/node-a":
+			_, _ = w.Write([]byte(`{"kind":"CSINode","apiVersion":"storage.k8s.io/v1","metadata":{"name":"node-a"},"spec":{"drivers":[{"name":"nfs.csi.example.io","nodeID":"node-a"}]}}`))
+		case "/api/v1/namespaces/forbidden":
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"namespaces \"forbidden\" is forbidden","reason":"Forbidden","code":403}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte("404 page not found"))
+		}
+	}))
+	defer srv.Close()
+	k, err := newRESTKube(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if uid, err := k.NamespaceUID(ctx, "kube-system"); err != nil || uid != kubeSystemUID {
+		t.Errorf("NamespaceUID = %q, %v; want %q", uid, err, kubeSystemUID)
+	}
+	if drivers, err := k.CSINodeDrivers(ctx, "node-a"); err != nil || drivers["nfs.csi.example.io"] != "node-a" {
+		t.Errorf("CSINodeDrivers = %v, %v", drivers, err)
+	}
+	if _, err := k.NamespaceUID(ctx, "forbidden"); !apierrors.IsForbidden(err) {
+		t.Errorf("NamespaceUID of a forbidden Namespace = %v, want Forbidden", err)
+	}
+	if _, err := k.CSINodeDrivers(ctx, "node-z"); !apierrors.IsNotFound(err) {
+		t.Errorf("CSINodeDrivers of a missing CSINode = %v, want NotFound", err)
+	}
+}
+
 // controllerWithKube is a controller-only driver on the env's export whose
 // Kubernetes API is client.
 func (e *env) controllerWithKube(t *testing.T, clusterID string, client *fake.Clientset) *Driver {
 	t.Helper()
 	d, err := New(Config{
 		Mode: ModeController, WorkDir: t.TempDir(), Mounter: e.fake, MountHelper: e.helper,
-		ClusterID: clusterID, KubeClient: client,
+		ClusterID: clusterID, KubeClient: clientsetAPI{client},
 	})
 	if err != nil {
 		t.Fatal(err)

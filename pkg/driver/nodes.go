@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // NodeRegistry answers whether a node ID belongs to a node that runs this
@@ -34,22 +32,18 @@ func (anyNode) Exists(context.Context, string) (bool, error) { return true, nil 
 // Node, and the chart runs the node plugin with --nodeid set to the Node's
 // name, so one get by name finds it (RBAC: get csinodes, nothing more).
 type csiNodes struct {
-	client kubernetes.Interface
+	client KubeAPI
 	driver string
 }
 
 func (c csiNodes) Exists(ctx context.Context, nodeID string) (bool, error) {
-	n, err := c.client.StorageV1().CSINodes().Get(ctx, nodeID, metav1.GetOptions{})
+	drivers, err := c.client.CSINodeDrivers(ctx, nodeID)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading its CSINode object (the controller's ServiceAccount needs get on csinodes): %w", err)
 	}
-	for _, d := range n.Spec.Drivers {
-		if d.Name == c.driver && d.NodeID == nodeID {
-			return true, nil
-		}
-	}
-	return false, nil
+	id, ok := drivers[c.driver]
+	return ok && id == nodeID, nil
 }
