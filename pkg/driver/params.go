@@ -165,9 +165,9 @@ func formatPermissions(p *uint32) string {
 	return fmt.Sprintf("%04o", *p)
 }
 
-// volumeContext is what NodePublishVolume needs, stored in the PV's
+// VolumeContext is what NodePublishVolume needs, stored in the PV's
 // volumeAttributes.
-func volumeContext(v nfs.Volume) map[string]string {
+func VolumeContext(v nfs.Volume) map[string]string {
 	ctx := map[string]string{ParamServer: v.Server, ParamShare: v.Share, ParamSubDir: v.SubDir}
 	if len(v.MountOptions) > 0 {
 		ctx[ParamMountOptions] = strings.Join(v.MountOptions, ",")

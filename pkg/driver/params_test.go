@@ -206,8 +206,8 @@ func TestVolumeContext(t *testing.T) {
 			map[string]string{"server": testServer, "share": testShare, "subDir": "c", "mountOptions": "hard,nfsvers=4.1"}},
 	}
 	for _, tc := range tests {
-		if got := volumeContext(tc.vol); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("volumeContext(%+v) = %v, want %v", tc.vol, got, tc.want)
+		if got := VolumeContext(tc.vol); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("VolumeContext(%+v) = %v, want %v", tc.vol, got, tc.want)
 		}
 	}
 }

@@ -30,8 +30,8 @@ import (
 // marker, so that only they are removed with their last volume.
 func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record, error) {
 	perm, compatible := opts.Perm, opts.Compatible
-	if vol.SubDir == "" {
-		return Record{}, fmt.Errorf("volume %s: refusing to provision the share root of %s", vol.ID(), vol.ShareSource())
+	if err := RefuseShareRoot(vol); err != nil {
+		return Record{}, err
 	}
 	recFd, err := sh.RecordDirFd()
 	if err != nil {
@@ -42,12 +42,13 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 		return Record{}, fmt.Errorf("volume %s: %s on %s: %w", vol.ID(), vol.SubDir, vol.ShareSource(), err)
 	}
 	rec.Version = 1
-	rec.Adopted = depth == len(strings.Split(vol.SubDir, "/"))
+	dirExists := depth == len(strings.Split(vol.SubDir, "/"))
+	rec.Adopted = dirExists && !opts.Owned
 	if rec.Created == 0 {
 		rec.Created = time.Now().Unix()
 	}
 	store := symlinkStore{fd: recFd}
-	stored, claimed, unknownDir, err := claimRecord(store, vol, rec, compatible)
+	stored, claimed, unknownDir, err := claimRecord(store, vol, rec, dirExists, compatible)
 	if err != nil {
 		return stored, err
 	}
@@ -71,10 +72,10 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 	// Only a directory that existed before the volume's record can hold
 	// volumes of a driver without nesting checks; a retry over the
 	// volume's own directory does not search it again.
-	if err := checkNested(sh, recFd, vol, rec.Adopted && stored.Adopted); err != nil {
+	if err := checkNested(sh, recFd, vol, dirExists && (stored.Adopted || opts.Owned && claimed)); err != nil {
 		return stored, rollback(err)
 	}
-	if unknownDir && !opts.AdoptExisting {
+	if unknownDir && !opts.AdoptExisting && !opts.Owned {
 		return Record{}, rollback(&AdoptionError{Volume: vol, Claim: rec.Claim()})
 	}
 	var fd int
@@ -125,6 +126,19 @@ type ProvisionOptions struct {
 	// Compatible decides whether an existing record is this same volume (a
 	// retry) or a conflict, whose error it returns.
 	Compatible func(stored Record) error
+	// Owned records an existing directory as the volume's own, not adopted,
+	// so that its delete policy applies: a directory that the provisioner
+	// this driver replaces made for the same claim (nfs-csi migrate).
+	Owned bool
+}
+
+// RefuseShareRoot is the error for a volume that is the whole share, which
+// no volume the driver creates, imports or deletes may be.
+func RefuseShareRoot(vol Volume) error {
+	if vol.SubDir != "" {
+		return nil
+	}
+	return fmt.Errorf("volume %s: refusing the share root of %s: a volume needs a directory of its own below the share", vol.ID(), vol.ShareSource())
 }
 
 // ErrAdoption is the refusal to hand an existing directory's data to a new
@@ -177,8 +191,7 @@ func describeClaim(c string) string {
 // claimed says whether this call wrote the record, so that it can roll it back when
 // the directory cannot be made; unknownDir, whether the directory existed with
 // no record at all, so that adoptExisting decides.
-func claimRecord(store symlinkStore, vol Volume, rec Record, compatible func(stored Record) error) (stored Record, claimed, unknownDir bool, err error) {
-	dirExists := rec.Adopted
+func claimRecord(store symlinkStore, vol Volume, rec Record, dirExists bool, compatible func(stored Record) error) (stored Record, claimed, unknownDir bool, err error) {
 	reclaimed := false
 	for attempt := 0; attempt < 3; attempt++ {
 		err := store.Create(vol.SubDir, rec)
