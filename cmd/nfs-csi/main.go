@@ -19,6 +19,7 @@ import (
 var subcommands = map[string]func(args []string) int{
 	"records": runRecords,
 	"import":  runImport,
+	"migrate": runMigrate,
 }
 
 func main() {
