@@ -66,12 +66,23 @@ echo "== chart, deploy/, Dockerfile: go test in test/packaging (its own module: 
 # k8s.io/api type and assert on fields; see test/packaging/*_test.go. The
 # renderings are written to $render for the hook below.
 t0=$SECONDS
-if out=$(cd test/packaging && NFS_CSI_RENDER_DIR=$PWD/../../$render GOFLAGS=-mod=mod GOWORK=off go vet ./... 2>&1 &&
-  NFS_CSI_RENDER_DIR=$PWD/../../$render GOFLAGS=-mod=mod GOWORK=off go test -count=1 -v ./... 2>&1); then
-  ok "test/packaging: $(grep -c '^    --- PASS\|^--- PASS' <<<"$out") tests and subtests passed ($((SECONDS - t0))s)"
-else
-  fail "test/packaging" "$(grep -E -- '--- FAIL|_test.go:|^FAIL|^ok' <<<"$out" | head -60)"
+if ! out=$(cd test/packaging && GOFLAGS=-mod=mod GOWORK=off go vet ./... 2>&1); then
+  fail "test/packaging: go vet" "$out"
 fi
+out=$(cd test/packaging && NFS_CSI_RENDER_DIR=$PWD/../../$render GOFLAGS=-mod=mod GOWORK=off go test -count=1 -v ./... 2>&1)
+status=$?
+# One line per test (its subtests and assertions are in the test's output).
+while IFS= read -r line; do
+  case $line in
+    "--- PASS: "*) ok "test/packaging ${line#--- PASS: }" ;;
+    "--- SKIP: "*) echo "skip - test/packaging ${line#--- SKIP: }" ;;
+    "--- FAIL: "*) fail "test/packaging ${line#--- FAIL: }" "$(grep -F -A30 -- "$line" <<<"$out" | grep -E '_test.go:[0-9]+:|^        ' | head -30)" ;;
+  esac
+done <<<"$out"
+if ((status != 0)) && ! grep -q '^--- FAIL: ' <<<"$out"; then
+  fail "test/packaging: go test" "$(tail -30 <<<"$out")"
+fi
+echo "     test/packaging took $((SECONDS - t0))s"
 
 if ((BUILD)); then
   echo "== build-all and qemu-user"
