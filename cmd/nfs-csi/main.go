@@ -15,9 +15,18 @@ import (
 	"github.com/example/nfs-csi/pkg/driver"
 )
 
+// subcommands are the admin's commands beside the driver itself.
+var subcommands = map[string]func(args []string) int{
+	"records": runRecords,
+	"import":  runImport,
+	"migrate": runMigrate,
+}
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "records" {
-		os.Exit(runRecords(os.Args[2:]))
+	if len(os.Args) > 1 {
+		if run, ok := subcommands[os.Args[1]]; ok {
+			os.Exit(run(os.Args[2:]))
+		}
 	}
 	klog.InitFlags(nil)
 	var cfg driver.Config

@@ -119,7 +119,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:      id,
 		CapacityBytes: stored.CapacityBytes,
-		VolumeContext: volumeContext(vol),
+		VolumeContext: VolumeContext(vol),
 	}}, nil
 }
 
@@ -355,7 +355,7 @@ func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGet
 		return nil, err
 	}
 	return &csi.ControllerGetVolumeResponse{
-		Volume: &csi.Volume{VolumeId: id, VolumeContext: volumeContext(vol)},
+		Volume: &csi.Volume{VolumeId: id, VolumeContext: VolumeContext(vol)},
 		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{},
 	}, nil
 }

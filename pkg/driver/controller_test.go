@@ -102,6 +102,9 @@ func TestCreateVolumeInvalidArgument(t *testing.T) {
 		}, []string{"csi.storage.k8s.io/pvc/name", "--extra-create-metadata"}},
 		{"template with an unknown variable", func(r *csi.CreateVolumeRequest) { r.Parameters = tmpl("${pvc.metadata.uid}", "data") }, []string{"pvc.metadata.uid"}},
 		{"template into the metadata dir", func(r *csi.CreateVolumeRequest) { r.Parameters = tmpl(".nfs-csi/${pvc.metadata.name}", "data") }, []string{".nfs-csi"}},
+		{"pathPattern with a claim label", func(r *csi.CreateVolumeRequest) {
+			r.Parameters = withParams(map[string]string{"pathPattern": "${.PVC.labels.team}/${.PVC.name}", "csi.storage.k8s.io/pvc/name": "data"})
+		}, []string{"${.PVC.labels.team}", "csi-provisioner passes CreateVolume only the claim's name and namespace"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,6 +159,18 @@ func TestCreateVolume(t *testing.T) {
 			}),
 			capacity: &csi.CapacityRange{RequiredBytes: gib}, wantSubDir: "team-a/data", wantCap: gib,
 			wantContext: map[string]string{"server": testServer, "share": testShare, "subDir": "team-a/data"},
+		},
+		{
+			name: "pathPattern of an nfs-subdir-external-provisioner class", volName: "pvc-7",
+			params: withParams(map[string]string{
+				"pathPattern":                      "${.PVC.namespace}-${.PVC.name}-${pv.metadata.name}",
+				"archiveOnDelete":                  "false",
+				"csi.storage.k8s.io/pvc/name":      "data",
+				"csi.storage.k8s.io/pvc/namespace": "team-a",
+				"csi.storage.k8s.io/pv/name":       "pvc-7",
+			}),
+			wantSubDir:  "team-a-data-pvc-7",
+			wantContext: map[string]string{"server": testServer, "share": testShare, "subDir": "team-a-data-pvc-7"},
 		},
 		{
 			name: "template with literal text", volName: "pvc-5",

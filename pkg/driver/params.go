@@ -19,13 +19,17 @@ const (
 	ParamMountPermissions = "mountPermissions"
 	ParamMountOptions     = "mountOptions"
 	ParamAdoptExisting    = "adoptExisting"
+	// ParamPathPattern is nfs-subdir-external-provisioner's name for subDir,
+	// so that its StorageClasses carry over; its ${.PVC.namespace} and
+	// ${.PVC.name} work in either.
+	ParamPathPattern = "pathPattern"
 
 	// csiParamPrefix marks parameters the external-provisioner adds or
 	// consumes itself; they are not the admin's to get wrong.
 	csiParamPrefix = "csi.storage.k8s.io/"
 )
 
-var knownParams = []string{ParamServer, ParamShare, ParamSubDir, ParamOnDelete, ParamArchiveOnDelete, ParamMountPermissions, ParamMountOptions, ParamAdoptExisting}
+var knownParams = []string{ParamServer, ParamShare, ParamSubDir, ParamOnDelete, ParamArchiveOnDelete, ParamMountPermissions, ParamMountOptions, ParamAdoptExisting, ParamPathPattern}
 
 // createParams is a validated CreateVolume parameter set.
 type createParams struct {
@@ -47,6 +51,7 @@ func parseCreateParams(params map[string]string) (createParams, error) {
 	p := createParams{OnDelete: nfs.OnDeleteDelete, TemplateValues: map[string]string{}}
 	var onDelete, archiveOnDelete string
 	var haveOnDelete, haveArchive bool
+	var subDirKey string
 	seen := map[string]string{}
 	for key, value := range params {
 		if prev, dup := seen[canonicalParam(key)]; dup {
@@ -66,7 +71,11 @@ func parseCreateParams(params map[string]string) (createParams, error) {
 			p.Server = strings.TrimSpace(value)
 		case ParamShare:
 			p.Share = strings.TrimSpace(value)
-		case ParamSubDir:
+		case ParamSubDir, ParamPathPattern:
+			if subDirKey != "" {
+				return p, fmt.Errorf("parameters %q and %q both choose the directory (pathPattern is nfs-subdir-external-provisioner's name for subDir); keep one", subDirKey, key)
+			}
+			subDirKey = key
 			p.SubDirTemplate = strings.TrimSpace(value)
 		case ParamOnDelete:
 			onDelete, haveOnDelete = strings.ToLower(strings.TrimSpace(value)), true
@@ -165,9 +174,9 @@ func formatPermissions(p *uint32) string {
 	return fmt.Sprintf("%04o", *p)
 }
 
-// volumeContext is what NodePublishVolume needs, stored in the PV's
+// VolumeContext is what NodePublishVolume needs, stored in the PV's
 // volumeAttributes.
-func volumeContext(v nfs.Volume) map[string]string {
+func VolumeContext(v nfs.Volume) map[string]string {
 	ctx := map[string]string{ParamServer: v.Server, ParamShare: v.Share, ParamSubDir: v.SubDir}
 	if len(v.MountOptions) > 0 {
 		ctx[ParamMountOptions] = strings.Join(v.MountOptions, ",")

@@ -43,6 +43,12 @@ func TestParseCreateParams(t *testing.T) {
 				t.Error("AdoptExisting = true by default")
 			}
 		}},
+		{name: "pathPattern of nfs-subdir-external-provisioner", params: withParams(map[string]string{"pathPattern": "${.PVC.namespace}/${.PVC.name}"}), check: func(t *testing.T, p createParams) {
+			if p.SubDirTemplate != "${.PVC.namespace}/${.PVC.name}" {
+				t.Errorf("SubDirTemplate = %q", p.SubDirTemplate)
+			}
+		}},
+		{name: "pathPattern and subDir", params: withParams(map[string]string{"pathPattern": "${.PVC.name}", "subdir": "x"}), wantErr: []string{"pathPattern", "subdir", "keep one"}},
 		{name: "adoptExisting bad", params: withParams(map[string]string{"adoptExisting": "yes"}), wantErr: []string{"adoptExisting", `"yes"`, `"true"`}},
 		{name: "unknown csi-looking key without the prefix", params: withParams(map[string]string{"csi.storage.k8s.io": "x"}), wantErr: []string{"csi.storage.k8s.io"}},
 		{
@@ -206,8 +212,8 @@ func TestVolumeContext(t *testing.T) {
 			map[string]string{"server": testServer, "share": testShare, "subDir": "c", "mountOptions": "hard,nfsvers=4.1"}},
 	}
 	for _, tc := range tests {
-		if got := volumeContext(tc.vol); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("volumeContext(%+v) = %v, want %v", tc.vol, got, tc.want)
+		if got := VolumeContext(tc.vol); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("VolumeContext(%+v) = %v, want %v", tc.vol, got, tc.want)
 		}
 	}
 }

@@ -32,6 +32,8 @@ func TestExpandSubDir(t *testing.T) {
 		{"lone dollar and brace", "$a/}b/{c", nil, "$a/}b/{c"},
 		{"value with dots", "${pvc.metadata.name}", map[string]string{VarPVCName: "a..b"}, "a..b"},
 		{"value may be .nfs-csi below the root", "x/${pvc.metadata.name}", map[string]string{VarPVCName: MetadataDirName}, "x/.nfs-csi"},
+		{"nfs-subdir pathPattern", "${.PVC.namespace}/${.PVC.name}", all, "team-a/data-db-0"},
+		{"nfs-subdir default layout", "${.PVC.namespace}-${.PVC.name}-${pv.metadata.name}", all, "team-a-data-db-0-pvc-7f3a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +76,9 @@ func TestExpandSubDirErrors(t *testing.T) {
 		{"unknown variable", "${pvc.metadata.uid}", all, []string{"unknown variable ${pvc.metadata.uid}", "${pvc.metadata.name}"}},
 		{"unknown variable among known", "${pvc.metadata.namespace}/${pvc.spec.storageClassName}", all, []string{"${pvc.spec.storageClassName}"}},
 		{"empty variable name", "a/${}", all, []string{"unknown variable ${}"}},
+		{"nfs-subdir claim label", "${.PVC.namespace}/${.PVC.labels.app}", all, []string{"${.PVC.labels.app}", "not its labels", "${.PVC.name}"}},
+		{"nfs-subdir claim annotation", "${.PVC.annotations.nfs.io/storage-path}", all, []string{"${.PVC.annotations.nfs.io/storage-path}", "not its annotations"}},
+		{"nfs-subdir other claim field", "${.PVC.uid}", all, []string{"unknown variable ${.PVC.uid}"}},
 		{"nested braces", "${${pvc.metadata.name}}", all, []string{"unknown variable"}},
 		{"missing pvc name", "${pvc.metadata.name}", without(VarPVCName), []string{"csi.storage.k8s.io/pvc/name", "--extra-create-metadata", "${pvc.metadata.name}"}},
 		{"missing namespace", "${pvc.metadata.namespace}/x", without(VarPVCNamespace), []string{"csi.storage.k8s.io/pvc/namespace", "--extra-create-metadata"}},
@@ -190,5 +195,27 @@ func stripVariables(template string) string {
 			return b.String()
 		}
 		template = template[i+end+1:]
+	}
+}
+
+func TestCanonicalTemplate(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"${.PVC.namespace}/${.PVC.name}", "${pvc.metadata.namespace}/${pvc.metadata.name}", ""},
+		{"k8s/${.PVC.namespace}-${pv.metadata.name}", "k8s/${pvc.metadata.namespace}-${pv.metadata.name}", ""},
+		{"fixed", "fixed", ""},
+		{"${.PVC.labels.team}/${.PVC.name}", "", "${.PVC.labels.team}"},
+		{"${.PVC.annotations.path}", "", "${.PVC.annotations.path}"},
+		{"${.PVC.name", "", "unterminated"},
+	} {
+		got, err := CanonicalTemplate(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("CanonicalTemplate(%q) = %q, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("CanonicalTemplate(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
 	}
 }

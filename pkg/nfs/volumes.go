@@ -30,8 +30,8 @@ import (
 // marker, so that only they are removed with their last volume.
 func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record, error) {
 	perm, compatible := opts.Perm, opts.Compatible
-	if vol.SubDir == "" {
-		return Record{}, fmt.Errorf("volume %s: refusing to provision the share root of %s", vol.ID(), vol.ShareSource())
+	if err := RefuseShareRoot(vol); err != nil {
+		return Record{}, err
 	}
 	recFd, err := sh.RecordDirFd()
 	if err != nil {
@@ -51,12 +51,13 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 	}()
 	parts := strings.Split(vol.SubDir, "/")
 	rec.Version = 1
-	rec.Adopted = depth == len(parts)
+	dirExists := depth == len(parts)
+	rec.Adopted = dirExists && !opts.Owned
 	if rec.Created == 0 {
 		rec.Created = time.Now().Unix()
 	}
 	store := symlinkStore{fd: recFd}
-	stored, claimed, unknownDir, err := claimRecord(store, vol, rec, compatible)
+	stored, claimed, unknownDir, err := claimRecord(store, vol, rec, dirExists, compatible)
 	if err != nil {
 		return stored, err
 	}
@@ -85,12 +86,12 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 	// Only a directory that existed before the volume's record can hold
 	// volumes of a driver without nesting checks; a retry over the
 	// volume's own directory does not search it again.
-	if rec.Adopted {
-		if err := checkDescendants(sh, recFd, vol, stored.Adopted); err != nil {
+	if dirExists {
+		if err := checkDescendants(sh, recFd, vol, stored.Adopted || opts.Owned && claimed); err != nil {
 			return stored, rollback(err)
 		}
 	}
-	if unknownDir && !opts.AdoptExisting {
+	if unknownDir && !opts.AdoptExisting && !opts.Owned {
 		return Record{}, rollback(&AdoptionError{Volume: vol, Claim: rec.Claim()})
 	}
 	if provisionHook != nil {
@@ -120,7 +121,7 @@ func Provision(sh *Share, vol Volume, rec Record, opts ProvisionOptions) (Record
 		// behind, it would refuse the subDir to every other name.
 		return stored, rollback(err)
 	}
-	if err := checkAppeared(sh, recFd, vol, depth, rec.Adopted, created); err != nil {
+	if err := checkAppeared(sh, recFd, vol, depth, dirExists, created); err != nil {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -149,6 +150,19 @@ type ProvisionOptions struct {
 	// Compatible decides whether an existing record is this same volume (a
 	// retry) or a conflict, whose error it returns.
 	Compatible func(stored Record) error
+	// Owned records an existing directory as the volume's own, not adopted,
+	// so that its delete policy applies: a directory that the provisioner
+	// this driver replaces made for the same claim (nfs-csi migrate).
+	Owned bool
+}
+
+// RefuseShareRoot is the error for a volume that is the whole share, which
+// no volume the driver creates, imports or deletes may be.
+func RefuseShareRoot(vol Volume) error {
+	if vol.SubDir != "" {
+		return nil
+	}
+	return fmt.Errorf("volume %s: refusing the share root of %s: a volume needs a directory of its own below the share", vol.ID(), vol.ShareSource())
 }
 
 // ErrAdoption is the refusal to hand an existing directory's data to a new
@@ -201,8 +215,7 @@ func describeClaim(c string) string {
 // claimed says whether this call wrote the record, so that it can roll it back when
 // the directory cannot be made; unknownDir, whether the directory existed with
 // no record at all, so that adoptExisting decides.
-func claimRecord(store symlinkStore, vol Volume, rec Record, compatible func(stored Record) error) (stored Record, claimed, unknownDir bool, err error) {
-	dirExists := rec.Adopted
+func claimRecord(store symlinkStore, vol Volume, rec Record, dirExists bool, compatible func(stored Record) error) (stored Record, claimed, unknownDir bool, err error) {
 	reclaimed := false
 	for attempt := 0; attempt < 3; attempt++ {
 		stored, raw, err := store.create(vol.SubDir, rec)
