@@ -186,7 +186,9 @@ func (c *Cluster) Start(ctx context.Context, bins Bins) error {
 	if err != nil {
 		return err
 	}
-	if err := poll(ctx, 3*time.Minute, kcm, func() (bool, error) {
+	// A wait: on the real-node bed under load, lists took a minute each
+	// and the ServiceAccount took more than 3.
+	if err := poll(ctx, 10*time.Minute, kcm, func() (bool, error) {
 		_, err := c.Client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {
