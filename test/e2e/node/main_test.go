@@ -82,5 +82,5 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("e2e-node: helm install in %.1fs; ready %.1fs after start\n", time.Since(t0).Seconds(), time.Since(start).Seconds())
-	return m.Run()
+	return runPhase(m.Run())
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Inside the UML guest, as the real-node bed's phase (E2E_NODE_PHASE, see
+# test/e2e/node/phase_test.go), while the control plane, the kubelet and the
+# chart's pods run: the Kubernetes storage test suite (e2e.test v1.37.2,
+# built by test/e2e/build-bins.sh --e2e-test) against nfs.csi.example.io,
+# described by test-driver.yaml. Then a count of passed, failed and skipped
+# per suite and test pattern (summary/, from the JUnit report).
+#
+# Usage: guest.sh REPO_ROOT SET      SET: full | ci (see run.sh)
+# Needs KUBECONFIG (the phase sets it) and E2E_BIN_ROOT.
+set -uo pipefail
+root=$(cd "$1" && pwd) set=$2
+here=$root/test/e2e/storage
+kube=$(sed -n 's/^KUBE_VERSION=//p' "$root/test/e2e/build-bins.sh")
+e2e=${E2E_BIN_ROOT:?}/e2e.test-$kube/e2e.test
+out=$UML_RESULTS_DIR/e2e-storage
+rm -rf "$out"
+mkdir -p "$out"
+
+# The suites the issue names, each for every pattern it has; the driver's
+# name and the pattern are in every test's name.
+suites='(provisioning|volumes|multiVolume|subPath|volumeIO)'
+focus="External.Storage \[Driver: nfs\.csi\.example\.io\] \[Testpattern: [^]]*\] $suites "
+# [Disruptive]: these stop the kubelet over SSH (e2essh), which this bed has
+# no server for; scenario 5 (TestKubeletRestart) restarts the real kubelet.
+skip='\[Disruptive\]'
+case $set in
+full) ;;
+ci)
+	# A fixed subset that fits in make test (see test/e2e/README.md): one
+	# test of each suite, Dynamic PV (default fs).
+	focus="External.Storage \[Driver: nfs\.csi\.example\.io\] \[Testpattern: Dynamic PV \(default fs\)\] "
+	focus+="(provisioning should provision storage with mount options"
+	focus+="|volumes should store data"
+	focus+="|volumeIO should write files of various sizes, verify size, validate content"
+	focus+="|subPath should support existing directory"
+	focus+=")\$" ;;
+*) echo "e2e-storage: unknown set $set (full, ci)" >&2; exit 2 ;;
+esac
+
+sed "s|REPO_ROOT|$root|" "$here/test-driver.yaml" >"$out/test-driver.yaml"
+echo "e2e-storage: $e2e, set $set"
+t0=$SECONDS
+# -provider=skeleton: no cloud; -allowed-not-ready-nodes=0: the one node must
+# be Ready; -e2e-verify-service-account: each test namespace's default
+# ServiceAccount (kube-controller-manager makes it) before the test.
+"$e2e" \
+	-kubeconfig="$KUBECONFIG" \
+	-provider=skeleton \
+	-storage.testdriver="$out/test-driver.yaml" \
+	-allowed-not-ready-nodes=0 \
+	-e2e-verify-service-account=true \
+	-report-dir="$out" \
+	-ginkgo.focus="$focus" \
+	-ginkgo.skip="$skip" \
+	-ginkgo.timeout=6h \
+	-ginkgo.no-color \
+	-ginkgo.v \
+	>"$out/e2e.test.log" 2>&1
+rc=$?
+echo "e2e-storage: e2e.test exited $rc after $((SECONDS - t0))s (log: $out/e2e.test.log)"
+grep -E '^(Ran |FAIL|PASS|SUCCESS|--- )' "$out/e2e.test.log" | tail -n 5
+"$root/_output/e2e/storage-summary" -suites "${suites:1:-1}" "$out"/junit_*.xml | tee "$out/summary.txt"
+exit "$rc"

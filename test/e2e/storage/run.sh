@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make e2e-storage: the Kubernetes storage test suite (e2e.test v1.37.2,
+# external driver, test-driver.yaml) against the chart's pods on the real
+# node (test/e2e/node), in the same guest boot, as that bed's phase.
+#
+#   test/e2e/storage/run.sh [full|ci] [GO-TEST-FLAGS...]
+#
+# full (the default, make e2e-storage): the provisioning, volumes,
+# multiVolume, subPath and volumeIO suites for every pattern they have, after
+# no node scenario (-test.run '^$'). ci: the node scenarios, then a fixed
+# subset (guest.sh) — what make test runs. GO-TEST-FLAGS go to the node
+# bed's test binary (e.g. -test.run TestHelmInstall). See test/e2e/README.md.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+cd "$root"
+set_name=full
+case ${1-} in
+full | ci) set_name=$1; shift ;;
+esac
+t0=$SECONDS
+echo "e2e-storage: e2e.test and agnhost (test/e2e/build-bins.sh --e2e-test)"
+test/e2e/build-bins.sh --e2e-test
+mkdir -p _output/e2e
+GOWORK=off CGO_ENABLED=0 go build -o _output/e2e/storage-summary ./test/e2e/storage/summary
+echo "e2e-storage: built in $((SECONDS - t0))s"
+args=()
+[[ $set_name == ci ]] || args+=(-test.run '^$')
+# The phase runs in the guest with the staged tree as its working directory.
+export E2E_NODE_PHASE="test/e2e/storage/guest.sh . $set_name"
+export E2E_NODE_IMAGES_HOOK=$root/test/e2e/storage/build-images.sh
+export UML_PASS_ENV="E2E_NODE_PHASE ${UML_PASS_ENV-}"
+# The full set takes hours under UML; the guest's limit and the node test
+# binary's must cover it.
+if [[ $set_name == full ]]; then
+	export E2E_TIMEOUT=${E2E_TIMEOUT:-21600}
+	args+=(-test.timeout 6h)
+else
+	export E2E_TIMEOUT=${E2E_TIMEOUT:-3600}
+	args+=(-test.timeout 55m)
+fi
+exec test/e2e/node/run.sh "${args[@]}" "$@"
