@@ -115,6 +115,10 @@ func (c *Cluster) Start(ctx context.Context, bins Bins) error {
 		"--cert-dir="+filepath.Join(c.Dir, "apiserver-certs"),
 		"--tls-cert-file="+p.ServingCert, "--tls-private-key-file="+p.ServingKey,
 		"--client-ca-file="+p.CACert,
+		// exec, logs and port-forward through a real kubelet (the storage
+		// suite execs into its pods): the admin's certificate, which the
+		// kubelet's webhook authorization allows.
+		"--kubelet-client-certificate="+p.AdminCert, "--kubelet-client-key="+p.AdminKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+p.SAPub, "--service-account-signing-key-file="+p.SAKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
