@@ -16,6 +16,7 @@ nfs_csi::e2e_env() {
 	export E2E_KUBE_APISERVER=$B/kube-apiserver-$kube/kube-apiserver
 	export E2E_KUBE_CONTROLLER_MANAGER=$B/kube-controller-manager-$kube/kube-controller-manager
 	export E2E_KUBECTL=$B/kubectl-$kube/kubectl
+	export E2E_KUBE_SCHEDULER=$B/kube-scheduler-$kube/kube-scheduler
 	export E2E_CSI_PROVISIONER=$B/csi-provisioner-$(nfs_csi::e2e_version "$root" PROVISIONER_VERSION)/csi-provisioner
 	export E2E_CSI_ATTACHER=$B/csi-attacher-$(nfs_csi::e2e_version "$root" ATTACHER_VERSION)/csi-attacher
 	export E2E_KUBELET=$B/kubelet-$kube/kubelet

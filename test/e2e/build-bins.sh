@@ -63,11 +63,29 @@ export GOWORK=off CGO_ENABLED=0
 export GOFLAGS="-mod=mod -buildvcs=false"
 
 mkdir -p "$BIN_DIR"
-# One run at a time: a second run waits, then finds everything cached.
-exec 9>"$BIN_DIR/.lock"
-flock 9
-# Leftovers of a run that was killed (we hold the lock, so no one else owns them).
-rm -rf "$BIN_DIR"/.tmp-*
+# cached COMPONENT VERSION BINARY: true if the binary is already in the cache.
+cached() { [[ -x $BIN_DIR/$1-$2/$3 ]]; }
+# Binaries are moved into place whole, so when every one is there a run
+# needs no lock: it does not wait for another run's build of something else
+# (the storage suite's e2e.test, say).
+all_cached() {
+	local b
+	cached etcd "$ETCD_VERSION" etcd || return 1
+	for b in "${KUBE_BINS[@]}"; do cached "$b" "$KUBE_VERSION" "$b" || return 1; done
+	cached csi-provisioner "$PROVISIONER_VERSION" csi-provisioner &&
+		cached csi-attacher "$ATTACHER_VERSION" csi-attacher &&
+		cached node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar &&
+		cached livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe || return 1
+	[[ -z $E2E_TEST ]] || { cached e2e.test "$KUBE_VERSION" e2e.test && cached agnhost "$KUBE_VERSION" agnhost; }
+}
+KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+if ! all_cached; then
+	# One build at a time: a second run waits, then finds everything cached.
+	exec 9>"$BIN_DIR/.lock"
+	flock 9
+	# Leftovers of a run that was killed (we hold the lock, so no one else owns them).
+	rm -rf "$BIN_DIR"/.tmp-*
+fi
 # Temp dir on the same file system as the cache, so the final mv is a rename.
 TMP=$(mktemp -d "$BIN_DIR/.tmp-XXXXXX")
 trap 'chmod -R u+w "$TMP" 2>/dev/null || true; rm -rf "$TMP"' EXIT
@@ -76,9 +94,6 @@ mkdir -p "$LOG_DIR"
 
 START=$SECONDS
 say() { printf '[build-bins %4ds] %s\n' "$((SECONDS - START))" "$*"; }
-
-# cached COMPONENT VERSION BINARY: true if the binary is already in the cache.
-cached() { [[ -x $BIN_DIR/$1-$2/$3 ]]; }
 
 # install_bin COMPONENT VERSION FILE: move a freshly built FILE into the cache.
 install_bin() {
@@ -208,8 +223,6 @@ kube_ldflags() {
 	echo "${ldflags# }"
 }
 
-KUBE_BINS=(kube-apiserver kube-controller-manager kubectl kubelet)
-
 build_kube() {
 	local v=$KUBE_VERSION b missing=()
 	for b in "${KUBE_BINS[@]}"; do
@@ -331,6 +344,7 @@ B=$BIN_DIR
 apiserver_version=$("$B/kube-apiserver-$KUBE_VERSION/kube-apiserver" --version)
 echo "$apiserver_version"
 "$B/kube-controller-manager-$KUBE_VERSION/kube-controller-manager" --version
+"$B/kube-scheduler-$KUBE_VERSION/kube-scheduler" --version
 "$B/kubectl-$KUBE_VERSION/kubectl" version --client
 "$B/kubelet-$KUBE_VERSION/kubelet" --version
 "$B/csi-provisioner-$PROVISIONER_VERSION/csi-provisioner" --version

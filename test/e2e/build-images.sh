@@ -96,6 +96,17 @@ driver_tag=$(sed -n 's/^appVersion:[[:space:]]*//p' "$root/charts/nfs-csi/Chart.
 say "driver ($driver_repo:$driver_tag) from the Dockerfile (hack/image.sh, podman)"
 mkdir -p "$IMAGES/.logs"
 log=$IMAGES/.logs/nfs-csi-image.log
+# The image's VERSION and GIT_COMMIT stamps are part of its cache key. The
+# bed stamps the last commit that changed the build context (cmd/, pkg/,
+# go.mod, ...; "-dirty" when it has uncommitted changes), not HEAD, so that
+# a commit of tests or docs does not rebuild the image (minutes).
+mapfile -t context < <(cd "$root" && NFS_CSI_ROOT=$root bash -c 'source hack/image-podman.sh && nfs_csi::context_files')
+src_commit=$(git -C "$root" log -1 --format=%H -- "${context[@]}" 2>/dev/null || true)
+if [[ -n $src_commit ]]; then
+	src_version=$(git -C "$root" describe --tags --always "$src_commit")
+	if [[ -n $(git -C "$root" status --porcelain -- "${context[@]}") ]]; then src_version+=-dirty; fi
+	export GIT_COMMIT=$src_commit VERSION=$src_version
+fi
 t0=$SECONDS
 if ! archive=$(IMAGE_BUILDER=podman IMAGE=$driver_repo TAG=$driver_tag "$root/hack/image.sh" 2>"$log"); then
 	echo "build-images: hack/image.sh failed; last lines of $log:" >&2

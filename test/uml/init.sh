@@ -132,10 +132,11 @@ if [ "${UML_NODE-}" = 1 ]; then
 	step mount -t cgroup2 cgroup2 /sys/fs/cgroup
 	# iptables (legacy) NAT: the bed's stand-in for kube-proxy's one rule.
 	step modprobe -a overlay veth bridge br_netfilter ip_tables iptable_nat xt_nat
-	# State of containerd and the kubelet, pod logs, and containerd's
+	# State of containerd, the kubelet and CNI (host-local's IP leases,
+	# libcni's cache: /var/lib/cni), pod logs, and containerd's
 	# config dir, on guest tmpfs: hostfs cannot hold overlay upper dirs and
 	# these must not reach the host. run.sh made the mount points.
-	for d in /var/lib/containerd /etc/containerd /var/lib/kubelet /var/log; do
+	for d in /var/lib/containerd /etc/containerd /var/lib/kubelet /var/lib/cni /var/log; do
 		step mount -t tmpfs -o mode=0755 node-state "$d"
 	done
 	# An address the pods can reach the NFS server at (their 127.0.0.1 is

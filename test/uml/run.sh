@@ -74,7 +74,7 @@ mkdir -p /lib/modules
 # UML_NODE=1: the guest mounts tmpfs on these (init.sh); the mount points must
 # exist. They stay empty on the host.
 if [ "${UML_NODE-}" = 1 ]; then
-	mkdir -p /var/lib/containerd /etc/containerd /var/lib/kubelet /var/log
+	mkdir -p /var/lib/containerd /etc/containerd /var/lib/kubelet /var/lib/cni /var/log
 fi
 
 # --- directories ------------------------------------------------------------

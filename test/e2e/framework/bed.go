@@ -75,6 +75,13 @@ func StartBed(ctx context.Context, cfg Config, name string, portBase int) (*Bed,
 	return b, nil
 }
 
+// BedOn is a Bed on cluster c, whose driver something else has installed
+// (helm, on the real node's bed): AddNode then adds stand-in nodes next to
+// real ones. Its Stop ends only those nodes' plugins and the cluster.
+func BedOn(c *Cluster, cfg Config, driverName string) *Bed {
+	return &Bed{Cfg: cfg, Cluster: c, DriverName: driverName, nodes: map[string]*Node{}}
+}
+
 func (b *Bed) install(ctx context.Context) error {
 	c := b.Cluster
 	var err error

@@ -26,6 +26,9 @@ import (
 // test/e2e/build-bins.sh builds.
 type Bins struct {
 	Etcd, APIServer, ControllerManager, Kubectl, Provisioner, Attacher string
+	// Scheduler is kube-scheduler, which only the real node's bed runs
+	// (the stand-in's pods name their node).
+	Scheduler string
 }
 
 // BinsFromEnv reads the binary paths that test/e2e/guest.sh exports.
@@ -37,10 +40,11 @@ func BinsFromEnv() (Bins, error) {
 		Kubectl:           os.Getenv("E2E_KUBECTL"),
 		Provisioner:       os.Getenv("E2E_CSI_PROVISIONER"),
 		Attacher:          os.Getenv("E2E_CSI_ATTACHER"),
+		Scheduler:         os.Getenv("E2E_KUBE_SCHEDULER"),
 	}
 	for name, p := range map[string]string{"E2E_ETCD": b.Etcd, "E2E_KUBE_APISERVER": b.APIServer,
 		"E2E_KUBE_CONTROLLER_MANAGER": b.ControllerManager, "E2E_KUBECTL": b.Kubectl,
-		"E2E_CSI_PROVISIONER": b.Provisioner, "E2E_CSI_ATTACHER": b.Attacher} {
+		"E2E_CSI_PROVISIONER": b.Provisioner, "E2E_CSI_ATTACHER": b.Attacher, "E2E_KUBE_SCHEDULER": b.Scheduler} {
 		if p == "" {
 			return b, fmt.Errorf("%s is not set; run the e2e tests with make e2e", name)
 		}
@@ -173,6 +177,18 @@ func (c *Cluster) Start(ctx context.Context, bins Bins) error {
 		return fmt.Errorf("cluster %s: kube-controller-manager did not create the default ServiceAccount: %w\n%s", c.Name, err, kcm.Tail(30))
 	}
 	return nil
+}
+
+// StartScheduler runs kube-scheduler against the started cluster, for pods
+// that do not name their node (a Deployment's, a DaemonSet's). It does not
+// wait: a pod that stays Pending shows it.
+func (c *Cluster) StartScheduler(bins Bins) error {
+	_, err := c.start("kube-scheduler", bins.Scheduler,
+		"--kubeconfig="+c.AdminKubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--v=2")
+	return err
 }
 
 // Stop ends every process of the cluster, newest first.

@@ -7,6 +7,11 @@ root=$1; shift
 # shellcheck source=hack/e2e-env.sh
 source "$root/hack/e2e-env.sh"
 nfs_csi::e2e_env "$root" e2e-node
+# Further phases after the scenarios, in the same boot and cluster: the
+# test binary runs each executable E2E_NODE_PHASES names (paths relative to
+# E2E_ROOT) with KUBECONFIG and the E2E_NODE_* variables; see
+# test/e2e/README.md, "Adding a phase". run.sh passes E2E_NODE_PHASES in.
+export E2E_ROOT=$root E2E_NODE_PHASES=${E2E_NODE_PHASES-}
 log=$UML_RESULTS_DIR/e2e-node.log
 "$root/_output/e2e/e2e-node.test" -test.v -test.timeout 25m "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Inside the UML guest, as the real-node bed's phase (E2E_NODE_PHASE, see
-# test/e2e/node/phase_test.go), while the control plane, the kubelet and the
-# chart's pods run: the Kubernetes storage test suite (e2e.test v1.37.2,
+# Inside the UML guest, as a phase of the real-node bed (E2E_NODE_PHASES, run
+# by test/e2e/node after its scenarios), while the control plane, the kubelet
+# and the chart's pods run: the Kubernetes storage test suite (e2e.test v1.37.2,
 # built by test/e2e/build-bins.sh --e2e-test) against nfs.csi.example.io,
 # described by test-driver.yaml. Then a count of passed, failed and skipped
 # per suite and test pattern (summary/, from the JUnit report).
 #
-# Usage: guest.sh REPO_ROOT SET      SET: full | ci (see run.sh)
-# Needs KUBECONFIG (the phase sets it) and E2E_BIN_ROOT.
+# Reads E2E_STORAGE_SET (full | ci, see run.sh), and KUBECONFIG and E2E_ROOT
+# (the repository), which the phase hook sets, and E2E_BIN_ROOT.
 set -uo pipefail
-root=$(cd "$1" && pwd) set=$2
+root=${E2E_ROOT:?} set=${E2E_STORAGE_SET:-full}
 here=$root/test/e2e/storage
 kube=$(sed -n 's/^KUBE_VERSION=//p' "$root/test/e2e/build-bins.sh")
 e2e=${E2E_BIN_ROOT:?}/e2e.test-$kube/e2e.test

@@ -25,10 +25,10 @@ GOWORK=off CGO_ENABLED=0 go build -o _output/e2e/storage-summary ./test/e2e/stor
 echo "e2e-storage: built in $((SECONDS - t0))s"
 args=()
 [[ $set_name == ci ]] || args+=(-test.run '^$')
-# The phase runs in the guest with the staged tree as its working directory.
-export E2E_NODE_PHASE="test/e2e/storage/guest.sh . $set_name"
+# The node bed runs the phase after its scenarios (a path in the repository).
+export E2E_NODE_PHASES="test/e2e/storage/guest.sh ${E2E_NODE_PHASES-}" E2E_STORAGE_SET=$set_name
 export E2E_NODE_IMAGES_HOOK=$root/test/e2e/storage/build-images.sh
-export UML_PASS_ENV="E2E_NODE_PHASE ${UML_PASS_ENV-}"
+export UML_PASS_ENV="E2E_STORAGE_SET ${UML_PASS_ENV-}"
 # The full set takes hours under UML; the guest's limit and the node test
 # binary's must cover it.
 if [[ $set_name == full ]]; then
