@@ -52,6 +52,7 @@ t0=$SECONDS
 # ServiceAccount (kube-controller-manager makes it) before the test.
 "$e2e" \
 	-kubeconfig="$KUBECONFIG" \
+	-kubectl-path="$E2E_KUBECTL" \
 	-provider=skeleton \
 	-storage.testdriver="$out/test-driver.yaml" \
 	-allowed-not-ready-nodes=0 \
