@@ -147,7 +147,9 @@ func (c *Cluster) Start(ctx context.Context, bins Bins) error {
 	if c.Dynamic, err = dynamic.NewForConfig(c.RESTConfig); err != nil {
 		return err
 	}
-	if err := poll(ctx, 5*time.Minute, apiserver, func() (bool, error) {
+	// A wait, not a measure: under UML on a loaded machine the apiserver
+	// took more than 5 minutes to get ready.
+	if err := poll(ctx, 10*time.Minute, apiserver, func() (bool, error) {
 		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && strings.TrimSpace(string(body)) == "ok", nil
 	}); err != nil {

@@ -64,6 +64,8 @@ type RealNode struct {
 	Kubelet    *Process
 	dir        string
 	cfg        RealNodeConfig
+	// starts counts StartKubelet calls: each start logs to its own file.
+	starts int
 }
 
 // NewRealNode describes the real node named name of cluster c; nothing runs
@@ -279,7 +281,12 @@ serializeImagePulls: false
 		return err
 	}
 	var err error
-	n.Kubelet, err = StartProcess(n.Cluster.LogDir, n.Cluster.Name+"-kubelet-"+n.Name, n.cfg.Kubelet,
+	n.starts++
+	logName := n.Cluster.Name + "-kubelet-" + n.Name
+	if n.starts > 1 {
+		logName += fmt.Sprintf("-start%d", n.starts)
+	}
+	n.Kubelet, err = StartProcess(n.Cluster.LogDir, logName, n.cfg.Kubelet,
 		"--config="+filepath.Join(n.dir, "kubelet.yaml"),
 		"--kubeconfig="+n.Cluster.AdminKubeconfig,
 		"--root-dir="+KubeletDir,

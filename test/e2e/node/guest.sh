@@ -13,7 +13,7 @@ nfs_csi::e2e_env "$root" e2e-node
 # test/e2e/README.md, "Adding a phase". run.sh passes E2E_NODE_PHASES in.
 export E2E_ROOT=$root E2E_NODE_PHASES=${E2E_NODE_PHASES-}
 log=$UML_RESULTS_DIR/e2e-node.log
-"$root/_output/e2e/e2e-node.test" -test.v -test.timeout 25m "$@" 2>&1 | tee "$log"
+"$root/_output/e2e/e2e-node.test" -test.v -test.timeout 60m "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" = 0 ]; then echo "RESULT e2e-node pass"; else echo "RESULT e2e-node fail (component logs: $E2E_LOG_DIR)"; fi
 exit "$rc"

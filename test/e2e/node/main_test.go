@@ -5,6 +5,13 @@
 // the kernel nfsd, the chart installed with `helm install` from images built
 // here (the driver's from the Dockerfile). Start it with `make e2e-node`
 // (test/e2e/node/run.sh); see test/e2e/README.md.
+//
+// Scenarios 2, 3 and 6 call t.Parallel. Go runs parallel top-level tests
+// only after every serial one has finished, so they never overlap scenario
+// 4 (deletes the node plugin's pod) or 5 (restarts the kubelet), which
+// disturb every volume on the node; they overlap each other, in namespaces
+// of their own, which shares their waits (attach, kubelet sync, container
+// starts) on the slow guest.
 package node
 
 import (
@@ -38,8 +45,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	// Generous: under UML every container start takes 8 to 23 s.
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	// For the start-up only (the tests have their own): image imports,
+	// control plane, kubelet and helm install. Generous: on a loaded
+	// machine the imports alone took 9 minutes and the apiserver 5.
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	bins, err := framework.BinsFromEnv()
 	if err != nil {

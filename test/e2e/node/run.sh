@@ -31,4 +31,4 @@ echo "e2e-node: images ready in $((SECONDS - t0))s"
 export E2E_HELM=$NFS_CSI_HELM UML_NODE=1
 export UML_PASS_ENV="E2E_HELM E2E_NODE_PHASES $UML_PASS_ENV"
 cd "$UML_ROOT"
-test/uml/run.sh --mem 4G --timeout "${E2E_TIMEOUT:-1800}" -- test/e2e/node/guest.sh "$UML_ROOT" "$@"
+test/uml/run.sh --mem 4G --timeout "${E2E_TIMEOUT:-4800}" -- test/e2e/node/guest.sh "$UML_ROOT" "$@"

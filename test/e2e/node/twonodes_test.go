@@ -33,6 +33,7 @@ const standInName = "node-b"
 // it and attaches it to the other node, and the data written on one node is
 // read on the other.
 func TestRWOMovesBetweenNodes(t *testing.T) {
+	t.Parallel() // after the serial tests (package comment)
 	ctx := testContext(t, 25*time.Minute)
 	bed, standIn := addStandIn(t, ctx)
 	ns := createNamespace(t, ctx, "s6")

@@ -27,6 +27,7 @@ const ticker = `i=0; while true; do i=$((i+1)); echo $i > /data/tick; sleep 1; d
 // which only Bidirectional propagation from the node plugin's container
 // makes possible; after the pod is deleted, nothing is mounted there.
 func TestPodWritesToExport(t *testing.T) {
+	t.Parallel() // after the serial tests (package comment)
 	ctx := testContext(t, 15*time.Minute)
 	ns := createNamespace(t, ctx, "s2")
 	createClaim(t, ctx, ns, "data", "nfs")
@@ -49,6 +50,7 @@ func TestPodWritesToExport(t *testing.T) {
 // fsGroup 2000 writes to a fresh volume on the root_squash export, with the
 // chart's default fsGroupPolicy (File).
 func TestFSGroupRootSquash(t *testing.T) {
+	t.Parallel() // after the serial tests (package comment)
 	ctx := testContext(t, 15*time.Minute)
 	ns := createNamespace(t, ctx, "s3")
 	createClaim(t, ctx, ns, "data", "nfs-squash")
