@@ -38,6 +38,12 @@ ci)
 *) echo "e2e-storage: unknown set $set (full, ci)" >&2; exit 2 ;;
 esac
 
+# The suite's own limit (a Go duration), after which Ginkgo stops the running
+# test, cleans up and still writes the report; or E2E_STORAGE_DEADLINE, a
+# Unix time to stop by.
+limit=${E2E_STORAGE_TIMEOUT:-6h}
+if [[ -n ${E2E_STORAGE_DEADLINE:-} ]]; then limit=$((E2E_STORAGE_DEADLINE - $(date +%s)))s; fi
+
 sed "s|REPO_ROOT|$root|" "$here/test-driver.yaml" >"$out/test-driver.yaml"
 # Scenario 6 leaves its stand-in second Node (no kubelet, never Ready)
 # registered; e2e.test would refuse a cluster with a NotReady node. Only the
@@ -60,7 +66,7 @@ t0=$SECONDS
 	-report-dir="$out" \
 	-ginkgo.focus="$focus" \
 	-ginkgo.skip="$skip" \
-	-ginkgo.timeout=6h \
+	-ginkgo.timeout="$limit" \
 	-ginkgo.no-color \
 	-ginkgo.v \
 	>"$out/e2e.test.log" 2>&1
