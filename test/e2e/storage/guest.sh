@@ -23,7 +23,11 @@ suites='(provisioning|volumes|multiVolume|subPath|volumeIO)'
 focus="External.Storage \[Driver: nfs\.csi\.example\.io\] \[Testpattern: [^]]*\] $suites "
 # [Disruptive]: these stop the kubelet over SSH (e2essh), which this bed has
 # no server for; scenario 5 (TestKubeletRestart) restarts the real kubelet.
-skip='\[Disruptive\]'
+# "any volume data source" deploys hello-populator and
+# volume-data-source-validator (registry.k8s.io/sig-storage, from
+# kubernetes-csi projects this bed does not build yet): its pods could never
+# start here.
+skip='\[Disruptive\]|provisioning should provision storage with any volume data source'
 case $set in
 full) ;;
 ci)
