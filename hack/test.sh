@@ -6,7 +6,9 @@
 # real kernel nfsd: csi-sanity over NFSv3 and NFSv4.1 and the integration
 # tests; then the end-to-end tests on a real Kubernetes control plane
 # (test/e2e/run.sh; the first run builds the control plane, about 35 minutes
-# on 2 cores, cached afterwards). Ends with "N passed, M failed" and exits
+# on 2 cores, cached afterwards); then the chart's pods on a real kubelet
+# and containerd (test/e2e/node/run.sh, images built on the first run).
+# Ends with "N passed, M failed" and exits
 # non-zero on any failure.
 #
 #   hack/test.sh              everything
@@ -76,6 +78,17 @@ e2e_suite() {
 	grep -q '^RESULT e2e pass' "$out" && [ "$rc" = 0 ]
 }
 
+# The chart's own pods on a real kubelet (test/e2e/node/run.sh): helm
+# install from images built here (the first run builds them, cached
+# afterwards), and the six real-node scenarios.
+e2e_node_suite() {
+	local out=_output/e2e-node.txt
+	mkdir -p _output
+	test/e2e/node/run.sh | tee "$out"
+	local rc=${PIPESTATUS[0]}
+	grep -q '^RESULT e2e-node pass' "$out" && [ "$rc" = 0 ]
+}
+
 step deps hack/deps.sh
 step gofmt gofmt_clean
 step vet vet
@@ -86,6 +99,7 @@ if ! $unit_only; then
 	step packaging hack/test-packaging.sh
 	step uml-nfs uml_suites
 	step e2e e2e_suite
+	step e2e-node e2e_node_suite
 fi
 
 echo

@@ -75,8 +75,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	t0 := time.Now()
+	guestTop("after the image imports")
 	if err := cluster.Start(ctx, bins); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e-node: cluster:", err)
+		guestTop("after the control plane failed to start")
 		return 1
 	}
 	if err := cluster.StartScheduler(bins); err != nil {
@@ -102,6 +104,18 @@ func run(m *testing.M) int {
 		rc = phases
 	}
 	return rc
+}
+
+// guestTop prints the guest's busiest processes: on a loaded machine the
+// control plane started far slower here than in make e2e, and this shows
+// what else held the guest's one CPU.
+func guestTop(when string) {
+	out, err := exec.Command("ps", "-eo", "pid,pcpu,cputime,rss,etime,args", "--sort=-pcpu").CombinedOutput()
+	lines := strings.SplitN(string(out), "\n", 13)
+	if len(lines) > 12 {
+		lines = lines[:12]
+	}
+	fmt.Printf("e2e-node: guest processes %s (err %v):\n%s\n", when, err, strings.Join(lines, "\n"))
 }
 
 // runPhases runs the further phases that E2E_NODE_PHASES names (executables,
