@@ -10,7 +10,7 @@ PKG := github.com/example/nfs-csi
 LDFLAGS := -s -w -X $(PKG)/pkg/driver.driverVersion=$(VERSION) -X $(PKG)/pkg/driver.gitCommit=$(GIT_COMMIT) -X $(PKG)/pkg/driver.buildDate=$(BUILD_DATE)
 export VERSION GIT_COMMIT BUILD_DATE LDFLAGS
 
-.PHONY: all build build-all test unit bench demo manifests helm-lint image clean e2e e2e-node
+.PHONY: all build build-all test unit bench demo manifests helm-lint image clean e2e e2e-node e2e-storage
 
 all: build
 
@@ -33,6 +33,10 @@ e2e:
 ## e2e-node: the chart's own pods (helm install, images from the Dockerfile) on a real kubelet v1.37 with containerd in the UML guest (test/e2e/README.md); part of make test
 e2e-node:
 	test/e2e/node/run.sh
+
+## e2e-storage: the Kubernetes storage test suite (e2e.test v1.37.2: provisioning, volumes, multiVolume, subPath, volumeIO) against the chart's pods on the real node (test/e2e/README.md); hours under UML
+e2e-storage:
+	test/e2e/storage/run.sh full
 
 ## unit: only the fast host-side checks and unit tests
 unit:

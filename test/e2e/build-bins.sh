@@ -10,7 +10,9 @@
 # While a step runs it says every 30 s (NFS_CSI_E2E_HEARTBEAT seconds) that it
 # is still building, so a long build is not mistaken for a hang.
 #
-# Usage: test/e2e/build-bins.sh [--print-dir]
+# Usage: test/e2e/build-bins.sh [--print-dir | --e2e-test]
+# --e2e-test also builds the Kubernetes e2e.test binary and agnhost
+# (<component> e2e.test and agnhost), for test/e2e/storage.
 set -euo pipefail
 
 ETCD_VERSION=v3.7.3
@@ -37,15 +39,19 @@ LIVENESSPROBE_SHA256=85fdf77742cb66498f9b57c23aa5db168d3df86074a4a6c787155409bb3
 BIN_DIR=${NFS_CSI_E2E_BIN:-${HOME:?HOME is not set}/.cache/nfs-csi/e2e}
 
 usage() {
-	echo "usage: $0 [--print-dir]" >&2
+	echo "usage: $0 [--print-dir | --e2e-test]" >&2
 	exit 2
 }
 
+# --e2e-test: also build e2e.test and agnhost, for the storage suite.
+E2E_TEST=
 case $# in
 0) ;;
-1) [[ $1 == --print-dir ]] || usage
-	echo "$BIN_DIR"
-	exit 0 ;;
+1) case $1 in
+	--print-dir) echo "$BIN_DIR"; exit 0 ;;
+	--e2e-test) E2E_TEST=1 ;;
+	*) usage ;;
+	esac ;;
 *) usage ;;
 esac
 
@@ -69,7 +75,8 @@ all_cached() {
 	cached csi-provisioner "$PROVISIONER_VERSION" csi-provisioner &&
 		cached csi-attacher "$ATTACHER_VERSION" csi-attacher &&
 		cached node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar &&
-		cached livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe
+		cached livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe || return 1
+	[[ -z $E2E_TEST ]] || { cached e2e.test "$KUBE_VERSION" e2e.test && cached agnhost "$KUBE_VERSION" agnhost; }
 }
 KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 if ! all_cached; then
@@ -168,17 +175,13 @@ EOF
 	say "$c $v: done in $((SECONDS - t0))s"
 }
 
-build_kube() {
-	local v=$KUBE_VERSION b missing=()
-	for b in "${KUBE_BINS[@]}"; do
-		if cached "$b" "$v" "$b"; then say "$b $v: cached"; else missing+=("$b"); fi
-	done
-	((${#missing[@]})) || return 0
-	local t0=$SECONDS log=$LOG_DIR/kubernetes-$v.log mod=$TMP/kube-mod
-	BUILDING="${missing[*]} $v" BUILDING_T0=$t0
-	: >"$log"
-	say "${missing[*]} $v: building from $KUBE_MODULE (log: $log)"
-	new_module "$mod" nfs-csi-e2e/kube
+# kube_module DIR NAME LOG PACKAGE...: a throwaway module in DIR that requires
+# k8s.io/kubernetes KUBE_VERSION, with a tools file importing each PACKAGE,
+# tidied, ready to build them.
+kube_module() {
+	local mod=$1 name=$2 log=$3 v=$KUBE_VERSION p
+	shift 3
+	new_module "$mod" "$name"
 	local gomod
 	gomod=$(cd "$mod" && mod_field "$KUBE_MODULE@$v" GoMod)
 	[[ -f $gomod ]] || { echo "build-bins: no go.mod for $KUBE_MODULE@$v" >&2; exit 1; }
@@ -199,25 +202,74 @@ build_kube() {
 	for s in "${staging[@]}"; do edits+=(-replace="$s=$s@$staging_version"); done
 	{
 		printf '//go:build tools\n\npackage tools\n\nimport (\n'
-		for b in "${missing[@]}"; do printf '\t_ "%s/cmd/%s"\n' "$KUBE_MODULE" "$b"; done
+		for p in "$@"; do printf '\t_ "%s"\n' "$p"; done
 		printf ')\n'
 	} >"$mod/tools.go"
-	local minor=${v#v1.}
-	minor=${minor%%.*}
-	local ldflags="" pkg
-	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-		ldflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-	done
-	local -a pkgs=()
-	for b in "${missing[@]}"; do pkgs+=("$KUBE_MODULE/cmd/$b"); done
 	(
 		cd "$mod"
 		run "$log" go mod edit "${edits[@]}"
 		run "$log" go mod tidy
-		run "$log" go build -trimpath -ldflags "${ldflags# }" -o "$TMP/out-kube/" "${pkgs[@]}"
+	)
+}
+
+# kube_ldflags: the -X flags that stamp KUBE_VERSION into a Kubernetes binary;
+# without them they report v0.0.0-master and `kubectl version` fails.
+kube_ldflags() {
+	local v=$KUBE_VERSION minor=${KUBE_VERSION#v1.} ldflags="" pkg
+	minor=${minor%%.*}
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ldflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+	done
+	echo "${ldflags# }"
+}
+
+build_kube() {
+	local v=$KUBE_VERSION b missing=()
+	for b in "${KUBE_BINS[@]}"; do
+		if cached "$b" "$v" "$b"; then say "$b $v: cached"; else missing+=("$b"); fi
+	done
+	((${#missing[@]})) || return 0
+	local t0=$SECONDS log=$LOG_DIR/kubernetes-$v.log mod=$TMP/kube-mod
+	BUILDING="${missing[*]} $v" BUILDING_T0=$t0
+	: >"$log"
+	say "${missing[*]} $v: building from $KUBE_MODULE (log: $log)"
+	local -a pkgs=()
+	for b in "${missing[@]}"; do pkgs+=("$KUBE_MODULE/cmd/$b"); done
+	kube_module "$mod" nfs-csi-e2e/kube "$log" "${pkgs[@]}"
+	(
+		cd "$mod"
+		run "$log" go build -trimpath -ldflags "$(kube_ldflags)" -o "$TMP/out-kube/" "${pkgs[@]}"
 	)
 	for b in "${missing[@]}"; do install_bin "$b" "$v" "$TMP/out-kube/$b"; done
 	say "${missing[*]} $v: done in $((SECONDS - t0))s"
+}
+
+# build_e2e_test: the Kubernetes end-to-end test binary (test/e2e, with the
+# external-driver storage suites behind -storage.testdriver) and agnhost (the
+# test image's one binary, test/images/agnhost), which only the storage
+# suite needs (test/e2e/storage/run.sh). About 6 minutes with a warm Go build
+# cache.
+build_e2e_test() {
+	local v=$KUBE_VERSION
+	if cached e2e.test "$v" e2e.test && cached agnhost "$v" agnhost; then
+		say "e2e.test, agnhost $v: cached"
+		return
+	fi
+	local t0=$SECONDS log=$LOG_DIR/e2e.test-$v.log mod=$TMP/kube-e2e-mod
+	BUILDING="e2e.test, agnhost $v" BUILDING_T0=$t0
+	: >"$log"
+	say "e2e.test, agnhost $v: building from $KUBE_MODULE (log: $log)"
+	kube_module "$mod" nfs-csi-e2e/kube-e2e "$log" \
+		"$KUBE_MODULE/test/e2e" "$KUBE_MODULE/test/e2e/storage" "$KUBE_MODULE/test/e2e/storage/external" \
+		"$KUBE_MODULE/test/images/agnhost"
+	(
+		cd "$mod"
+		run "$log" go test -c -trimpath -ldflags "$(kube_ldflags)" -o "$TMP/out-e2e/e2e.test" "$KUBE_MODULE/test/e2e"
+		run "$log" go build -trimpath -ldflags "$(kube_ldflags)" -o "$TMP/out-e2e/agnhost" "$KUBE_MODULE/test/images/agnhost"
+	)
+	install_bin e2e.test "$v" "$TMP/out-e2e/e2e.test"
+	install_bin agnhost "$v" "$TMP/out-e2e/agnhost"
+	say "e2e.test, agnhost $v: done in $((SECONDS - t0))s"
 }
 
 # build_sidecar COMPONENT MODULE VERSION: build ./cmd/COMPONENT in a writable
@@ -284,6 +336,7 @@ build_sidecar csi-provisioner "$PROVISIONER_MODULE" "$PROVISIONER_VERSION"
 build_sidecar csi-attacher "$ATTACHER_MODULE" "$ATTACHER_VERSION"
 build_vendored node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar "$REGISTRAR_SHA256"
 build_vendored livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe "$LIVENESSPROBE_SHA256"
+[[ -z $E2E_TEST ]] || build_e2e_test
 
 say "versions:"
 B=$BIN_DIR

@@ -119,6 +119,15 @@ func (c *Cluster) Start(ctx context.Context, bins Bins) error {
 		"--cert-dir=" + filepath.Join(c.Dir, "apiserver-certs"),
 		"--tls-cert-file=" + p.ServingCert, "--tls-private-key-file=" + p.ServingKey,
 		"--client-ca-file=" + p.CACert,
+		// exec, logs and port-forward through a real kubelet (the storage
+		// suite execs into its pods): the admin's certificate, which the
+		// kubelet's webhook authorization allows.
+		"--kubelet-client-certificate=" + p.AdminCert, "--kubelet-client-key=" + p.AdminKey,
+		// The chart's controller and node containers are privileged (mounts
+		// need CAP_SYS_ADMIN); without this the apiserver refused its
+		// Deployment and DaemonSet ("privileged: Forbidden: disallowed by
+		// cluster policy") and helm install failed on the real node.
+		"--allow-privileged=true",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + p.SAPub, "--service-account-signing-key-file=" + p.SAKey,
 		"--service-cluster-ip-range=10.0.0.0/24",

@@ -25,6 +25,8 @@ case "$images" in
 esac
 t0=$SECONDS
 "$root/test/e2e/build-images.sh" "$UML_ROOT/_output/e2e/images.txt"
+# A phase's own images (test/e2e/storage): a command that appends to the list.
+if [[ -n ${E2E_NODE_IMAGES_HOOK:-} ]]; then "$E2E_NODE_IMAGES_HOOK" "$UML_ROOT/_output/e2e/images.txt"; fi
 echo "e2e-node: images ready in $((SECONDS - t0))s"
 export E2E_HELM=$NFS_CSI_HELM UML_NODE=1
 export UML_PASS_ENV="E2E_HELM E2E_NODE_PHASES $UML_PASS_ENV"
