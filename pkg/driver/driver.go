@@ -87,6 +87,10 @@ type Driver struct {
 	nodes   NodeRegistry
 	pubs    *publications
 	metrics *Metrics
+	// copies are the snapshot, restore and clone copies running;
+	// snapShares the shares ListSnapshots looks at.
+	copies     *copyJobs
+	snapShares knownShares
 }
 
 // New validates cfg and builds a driver. It mounts nothing yet.
@@ -126,7 +130,7 @@ func New(cfg Config) (*Driver, error) {
 	if err := validateClusterID(cfg.ClusterID); err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), metrics: newMetrics(cfg.DriverName)}
+	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), metrics: newMetrics(cfg.DriverName), copies: newCopyJobs()}
 	d.pubs = newPublications(d.metrics.publications)
 	d.stats.OnAbandon = d.metrics.abandoned
 	if d.mounter == nil {
