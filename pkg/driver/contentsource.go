@@ -170,12 +170,12 @@ func (d *Driver) sourceSize(sh *nfs.Share, c contentSource) (int64, error) {
 		rec, err := nfs.SourceVolume(sh, *c.volume, d.cfg.ClusterID)
 		return rec.CapacityBytes, err
 	}
-	dirFd, err := nfs.OpenSnapshotDir(sh)
-	if err != nil {
-		return 0, err
+	dirFd, ok, err := nfs.LookupSnapshotDir(sh)
+	var rec nfs.SnapshotRecord
+	if ok {
+		defer unix.Close(dirFd)
+		rec, ok, err = nfs.ReadSnapshotRecord(dirFd, *c.snapshot)
 	}
-	defer unix.Close(dirFd)
-	rec, ok, err := nfs.ReadSnapshotRecord(dirFd, *c.snapshot)
 	switch {
 	case err != nil:
 		return 0, err

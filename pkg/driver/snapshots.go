@@ -99,14 +99,21 @@ func (d *Driver) beginSnapshot(ctx context.Context, snap nfs.Snapshot, vol nfs.V
 	var rec nfs.SnapshotRecord
 	var job *copyJob
 	err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
-		dirFd, err := nfs.OpenSnapshotDir(sh)
+		dirFd, haveDir, err := nfs.LookupSnapshotDir(sh)
 		if err != nil {
 			return err
 		}
-		defer unix.Close(dirFd)
-		stored, ok, err := nfs.ReadSnapshotRecord(dirFd, snap)
-		if err != nil {
-			return err
+		defer func() {
+			if dirFd >= 0 {
+				unix.Close(dirFd)
+			}
+		}()
+		var stored nfs.SnapshotRecord
+		var ok bool
+		if haveDir {
+			if stored, ok, err = nfs.ReadSnapshotRecord(dirFd, snap); err != nil {
+				return err
+			}
 		}
 		switch {
 		case ok && (stored.ID != id || stored.SourceVolumeID != srcID):
@@ -135,6 +142,11 @@ func (d *Driver) beginSnapshot(ctx context.Context, snap nfs.Snapshot, vol nfs.V
 			}
 			rec = nfs.SnapshotRecord{Name: snap.Name, ID: id, SourceVolumeID: srcID, SourceCapacityBytes: src.CapacityBytes,
 				ClusterID: d.cfg.ClusterID, Created: time.Now().UnixNano()}
+			if !haveDir {
+				if dirFd, err = nfs.OpenSnapshotDir(sh); err != nil {
+					return err
+				}
+			}
 			if err := nfs.CreateSnapshotRecord(dirFd, snap, rec); err != nil {
 				if errors.Is(err, nfs.ErrRecordExists) {
 					return status.Errorf(codes.Aborted, "CreateSnapshot %s: another controller is creating snapshot %q at %s at the same time; retry", id, snap.Name, snap.Source())
@@ -157,13 +169,14 @@ func (d *Driver) beginSnapshot(ctx context.Context, snap nfs.Snapshot, vol nfs.V
 func (d *Driver) readSnapshot(ctx context.Context, snap nfs.Snapshot) (nfs.SnapshotRecord, error) {
 	var rec nfs.SnapshotRecord
 	err := d.withShare(ctx, snap.ShareVolume(), func(sh *nfs.Share) error {
-		dirFd, err := nfs.OpenSnapshotDir(sh)
+		dirFd, ok, err := nfs.LookupSnapshotDir(sh)
 		if err != nil {
 			return err
 		}
-		defer unix.Close(dirFd)
-		var ok bool
-		rec, ok, err = nfs.ReadSnapshotRecord(dirFd, snap)
+		if ok {
+			defer unix.Close(dirFd)
+			rec, ok, err = nfs.ReadSnapshotRecord(dirFd, snap)
+		}
 		if err == nil && (!ok || rec.ID != snap.ID()) {
 			err = fmt.Errorf("%w: snapshot %s has no record at %s", nfs.ErrSourceNotFound, snap.ID(), snap.Source())
 		}
@@ -285,8 +298,8 @@ func (d *Driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsReques
 	var recs []nfs.SnapshotRecord
 	for _, v := range shares {
 		err := d.withShare(ctx, v, func(sh *nfs.Share) error {
-			dirFd, err := nfs.OpenSnapshotDir(sh)
-			if err != nil {
+			dirFd, ok, err := nfs.LookupSnapshotDir(sh)
+			if err != nil || !ok {
 				return err
 			}
 			defer unix.Close(dirFd)

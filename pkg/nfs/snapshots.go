@@ -62,6 +62,20 @@ func OpenSnapshotDir(sh *Share) (int, error) {
 	return fd, nil
 }
 
+// LookupSnapshotDir opens the share's SnapshotDir if it exists (ok=false
+// otherwise), so that reading snapshots, and refusing a request, writes
+// nothing.
+func LookupSnapshotDir(sh *Share) (fd int, ok bool, err error) {
+	fd, err = OpenBeneath(sh.RootFd(), SnapshotDir)
+	if errors.Is(err, unix.ENOENT) {
+		return -1, false, nil
+	}
+	if err != nil {
+		return -1, false, fmt.Errorf("open %s on %s: %w", SnapshotDir, sh.Source(), err)
+	}
+	return fd, true, nil
+}
+
 // ReadSnapshotRecord returns the record of snap, or ok=false when there is none.
 func ReadSnapshotRecord(dirFd int, snap Snapshot) (rec SnapshotRecord, ok bool, err error) {
 	return readSnapshotRecordAt(dirFd, snap.Key()+snapshotRecordSuffix)
@@ -291,9 +305,9 @@ func TakeSnapshot(ctx context.Context, sh *Share, snap Snapshot, vol Volume, rec
 // names exactly this snapshot ID; a record of another cluster is refused
 // with a *ForeignSnapshotError, touching nothing.
 func DisposeSnapshot(sh *Share, snap Snapshot, clusterID string) (Disposal, error) {
-	dirFd, err := OpenSnapshotDir(sh)
-	if err != nil {
-		return "", err
+	dirFd, ok, err := LookupSnapshotDir(sh)
+	if err != nil || !ok {
+		return NotOurs, err
 	}
 	defer unix.Close(dirFd)
 	rec, ok, err := ReadSnapshotRecord(dirFd, snap)
