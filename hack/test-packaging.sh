@@ -285,7 +285,11 @@ fi
 hasnt "$d" "no role is bound to the node ServiceAccount" 'Binding/.*\.subject=ServiceAccount/.*/nfs-csi-node$'
 hasnt "$d" "no secrets access" '\.rule=[^|]*\|[^|]*secrets'
 hasnt "$d" "default values create no StorageClass" '^StorageClass/'
-has "$d" "default rendering has 13 objects" "objects=13"
+has "$d" "snapshotter: --leader-election" "Deployment/nfs-csi-controller.container.csi-snapshotter.arg=--leader-election"
+has "$d" "snapshotter image v8.7.0" "Deployment/nfs-csi-controller.container.csi-snapshotter.image=registry.k8s.io/sig-storage/csi-snapshotter:v8.7.0"
+has "$d" "snapshotter may update volumesnapshotcontents/status" "ClusterRole/nfs-csi-snapshotter.rule=snapshot.storage.k8s.io|volumesnapshotcontents/status|update,patch|"
+hasnt "$d" "default values create no VolumeSnapshotClass" '^VolumeSnapshotClass/'
+has "$d" "default rendering has 15 objects" "objects=15"
 
 echo "== structural facts with full values and with attachRequired=false"
 f=$work/full.facts
