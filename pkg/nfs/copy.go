@@ -1,6 +1,7 @@
 package nfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -400,7 +401,7 @@ func (c *treeCopy) worker() {
 }
 
 func (c *treeCopy) copyFileData(j fileJob, buf *[]byte) error {
-	if err := c.copyData(j.src, j.dst, j.st.Size, buf); err != nil {
+	if err := c.copyData(j.src, j.dst, j.st.Size, j.st.Blocks*512 < j.st.Size, buf); err != nil {
 		return fmt.Errorf("copy data of %s: %w", j.rel, err)
 	}
 	c.bytes.Add(j.st.Size)
@@ -429,8 +430,9 @@ func unsupported(err error) bool {
 // lower moves the copy to the next slower method after from failed.
 func (c *treeCopy) lower(from int32) { c.level.CompareAndSwap(from, from+1) }
 
-// copyData copies size bytes from src to dst, keeping holes.
-func (c *treeCopy) copyData(src, dst int, size int64, buf *[]byte) error {
+// copyData copies size bytes from src to dst, keeping holes. sparse says
+// that src has fewer blocks than bytes.
+func (c *treeCopy) copyData(src, dst int, size int64, sparse bool, buf *[]byte) error {
 	if size == 0 {
 		return nil
 	}
@@ -448,19 +450,27 @@ func (c *treeCopy) copyData(src, dst int, size int64, buf *[]byte) error {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		data, err := unix.Seek(src, off, unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			break // the rest is a hole
-		}
-		if err != nil {
-			data = off // no SEEK_DATA: all data
-		}
-		end, err := unix.Seek(src, data, unix.SEEK_HOLE)
-		if err != nil || end > size {
-			end = size
+		data, end := off, size // without SEEK_DATA: all data
+		if !seekBlind {
+			d, err := unix.Seek(src, off, unix.SEEK_DATA)
+			if err == unix.ENXIO {
+				break // the rest is a hole
+			}
+			if err == nil {
+				data = d
+			}
+			if e, err := unix.Seek(src, data, unix.SEEK_HOLE); err == nil && e <= size {
+				end = e
+			}
 		}
 		if end <= data {
 			break
+		}
+		if sparse && data == 0 && end == size {
+			// A sparse file whose holes SEEK_HOLE cannot see: NFSv3 and
+			// NFSv4.0/4.1 have no SEEK, and the kernel's copy_file_range
+			// fallback there would write the holes out as zeros.
+			return c.copySkippingZeros(src, dst, size, buf)
 		}
 		if err := c.copySegment(src, dst, data, end, buf); err != nil {
 			return err
@@ -519,6 +529,56 @@ func (c *treeCopy) copySegment(src, dst int, off, end int64, buf *[]byte) error 
 		off += int64(n)
 	}
 	return nil
+}
+
+// seekBlind makes copyData ignore SEEK_DATA and SEEK_HOLE, as over NFS
+// versions without SEEK, where the whole file looks like data; for tests.
+var seekBlind bool
+
+// zeroBlock is the granularity at which copySkippingZeros leaves holes.
+const zeroBlock = 64 << 10
+
+var zeros = make([]byte, zeroBlock)
+
+// copySkippingZeros reads src and writes only the blocks of dst that are
+// not all zeros, leaving holes for the rest, like cp --sparse=auto.
+func (c *treeCopy) copySkippingZeros(src, dst int, size int64, buf *[]byte) error {
+	if *buf == nil {
+		*buf = make([]byte, 1<<20)
+	}
+	for off := int64(0); off < size; {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		n, err := unix.Pread(src, (*buf)[:min(int64(len(*buf)), size-off)], off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		for b := 0; b < n; b += zeroBlock {
+			chunk := (*buf)[b:min(b+zeroBlock, n)]
+			if bytes.Equal(chunk, zeros[:len(chunk)]) {
+				continue
+			}
+			for w := 0; w < len(chunk); {
+				m, err := unix.Pwrite(dst, chunk[w:], off+int64(b+w))
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("write: %w", err)
+				}
+				w += m
+			}
+		}
+		off += int64(n)
+	}
+	return unix.Ftruncate(dst, size)
 }
 
 func readLinkAt(dirFd int, name string) (string, error) {

@@ -251,3 +251,44 @@ func TestCopyTreeStopsWhenCancelled(t *testing.T) {
 		t.Errorf("err %v, want context.Canceled", err)
 	}
 }
+
+// TestCopyTreeKeepsHolesWithoutSeek copies a sparse file as over NFSv3 and
+// NFSv4.1, which have no SEEK: the whole file looks like data. The copy
+// used to write the holes out as zeros there (copy_file_range falls back to
+// the kernel's splice copy, and read-write wrote every block), which the
+// UML test TestSnapshotCopyPaths caught.
+func TestCopyTreeKeepsHolesWithoutSeek(t *testing.T) {
+	seekBlind = true
+	t.Cleanup(func() { seekBlind = false })
+	for _, m := range []CopyMethod{CopyRange, CopyReadWrite} {
+		t.Run(string(m), func(t *testing.T) {
+			base := t.TempDir()
+			src, dst := filepath.Join(base, "src"), filepath.Join(base, "dst")
+			_ = os.MkdirAll(src, 0o755)
+			_ = os.MkdirAll(dst, 0o755)
+			f, err := os.Create(filepath.Join(src, "sparse"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = f.WriteAt([]byte("start"), 0)
+			_, _ = f.WriteAt([]byte("middle"), 16<<20)
+			_, _ = f.WriteAt([]byte("end"), 32<<20)
+			f.Close()
+			if _, err := CopyTree(context.Background(), openDir(t, src), openDir(t, dst), CopyOptions{Fastest: m}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(dst, "sparse"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) != 32<<20+3 || string(b[:5]) != "start" || string(b[16<<20:16<<20+6]) != "middle" || string(b[32<<20:]) != "end" {
+				t.Fatalf("copy is %d bytes, or its data moved", len(b))
+			}
+			var st unix.Stat_t
+			_ = unix.Stat(filepath.Join(dst, "sparse"), &st)
+			if st.Blocks*512 > 1<<20 {
+				t.Errorf("holes filled: %d bytes allocated for 3 small extents", st.Blocks*512)
+			}
+		})
+	}
+}

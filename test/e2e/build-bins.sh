@@ -19,11 +19,15 @@ PROVISIONER_VERSION=v6.3.0
 ATTACHER_VERSION=v4.13.0
 REGISTRAR_VERSION=v2.17.0
 LIVENESSPROBE_VERSION=v2.19.0
+SNAPSHOTTER_VERSION=v8.7.0
 
 ETCD_MODULE=go.etcd.io/etcd/server/v3
 KUBE_MODULE=k8s.io/kubernetes
 PROVISIONER_MODULE=github.com/kubernetes-csi/external-provisioner/v6
 ATTACHER_MODULE=github.com/kubernetes-csi/external-attacher/v4
+# csi-snapshotter and snapshot-controller; the snapshot CRDs are in its
+# client module, github.com/kubernetes-csi/external-snapshotter/client/v8.
+SNAPSHOTTER_MODULE=github.com/kubernetes-csi/external-snapshotter/v8
 
 # node-driver-registrar and livenessprobe are not on the Go module proxy: their
 # release sources, with vendor/, are release archives in this directory (see
@@ -256,6 +260,8 @@ cached etcd $ETCD_VERSION etcd || not_cached+=(etcd)
 for b in "${KUBE_BINS[@]}"; do cached "$b" $KUBE_VERSION "$b" || not_cached+=("$b"); done
 cached csi-provisioner $PROVISIONER_VERSION csi-provisioner || not_cached+=(csi-provisioner)
 cached csi-attacher $ATTACHER_VERSION csi-attacher || not_cached+=(csi-attacher)
+cached csi-snapshotter $SNAPSHOTTER_VERSION csi-snapshotter || not_cached+=(csi-snapshotter)
+cached snapshot-controller $SNAPSHOTTER_VERSION snapshot-controller || not_cached+=(snapshot-controller)
 cached node-driver-registrar $REGISTRAR_VERSION csi-node-driver-registrar || not_cached+=(node-driver-registrar)
 cached livenessprobe $LIVENESSPROBE_VERSION livenessprobe || not_cached+=(livenessprobe)
 if ((${#not_cached[@]} == 0)); then
@@ -270,6 +276,8 @@ build_etcd
 build_kube
 build_sidecar csi-provisioner "$PROVISIONER_MODULE" "$PROVISIONER_VERSION"
 build_sidecar csi-attacher "$ATTACHER_MODULE" "$ATTACHER_VERSION"
+build_sidecar csi-snapshotter "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION"
+build_sidecar snapshot-controller "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION"
 build_vendored node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar "$REGISTRAR_SHA256"
 build_vendored livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe "$LIVENESSPROBE_SHA256"
 
@@ -283,6 +291,8 @@ echo "$apiserver_version"
 "$B/kubelet-$KUBE_VERSION/kubelet" --version
 "$B/csi-provisioner-$PROVISIONER_VERSION/csi-provisioner" --version
 "$B/csi-attacher-$ATTACHER_VERSION/csi-attacher" --version
+"$B/csi-snapshotter-$SNAPSHOTTER_VERSION/csi-snapshotter" --version
+"$B/snapshot-controller-$SNAPSHOTTER_VERSION/snapshot-controller" --version
 "$B/node-driver-registrar-$REGISTRAR_VERSION/csi-node-driver-registrar" --version
 echo
 # livenessprobe has no --version flag; its cache directory names the tag.
