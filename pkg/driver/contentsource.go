@@ -92,6 +92,9 @@ func (d *Driver) createFilledVolume(ctx context.Context, req *csi.CreateVolumeRe
 	d.snapShares.add(vol)
 	stored, err := runLockedPair(d, ctx, c.id, id, func(ctx context.Context) (nfs.Record, error) {
 		var stored nfs.Record
+		// Before the marker is read, as in beginSnapshot: a fill that ends
+		// meanwhile has marked itself done before it leaves copyJobs.
+		running := d.copies.running(id)
 		var job *copyJob
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
 			size, err := d.sourceSize(sh, c)
@@ -132,6 +135,9 @@ func (d *Driver) createFilledVolume(ctx context.Context, req *csi.CreateVolumeRe
 				return err
 			}
 			if state == nfs.FillDone {
+				return nil
+			}
+			if job = running; job != nil {
 				return nil
 			}
 			job = d.copies.start(id, c.id, func(ctx context.Context) error {

@@ -59,6 +59,26 @@ func (c *copyJobs) start(target, source string, copy func(ctx context.Context) e
 	return j
 }
 
+// stopAll cancels every running copy and waits up to d for them to end.
+func (c *copyJobs) stopAll(d time.Duration) {
+	c.mu.Lock()
+	jobs := make([]*copyJob, 0, len(c.jobs))
+	for _, j := range c.jobs {
+		j.cancel()
+		jobs = append(jobs, j)
+	}
+	c.mu.Unlock()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for _, j := range jobs {
+		select {
+		case <-j.done:
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
 // running returns the copy into target, or nil.
 func (c *copyJobs) running(target string) *copyJob {
 	c.mu.Lock()

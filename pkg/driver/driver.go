@@ -229,6 +229,9 @@ func (c Config) runsNode() bool       { return c.Mode == ModeNode || c.Mode == M
 
 // Close unmounts the controller's idle share mounts.
 func (d *Driver) Close() {
+	// Copies still running are abandoned; their records say they are
+	// not complete, and the next call for them copies again.
+	d.copies.stopAll(10 * time.Second)
 	if d.shares != nil {
 		d.shares.Close()
 	}

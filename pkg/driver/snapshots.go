@@ -97,7 +97,11 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 func (d *Driver) beginSnapshot(ctx context.Context, snap nfs.Snapshot, vol nfs.Volume, method nfs.CopyMethod) (nfs.SnapshotRecord, *copyJob, error) {
 	id, srcID := snap.ID(), vol.ID()
 	var rec nfs.SnapshotRecord
-	var job *copyJob
+	// Looked up before the record is read: a copy that ends meanwhile has
+	// marked the record ready before it leaves copyJobs, so a record read
+	// afterwards that is not ready has no copy running (and none starts
+	// but under this call's lock).
+	job := d.copies.running(id)
 	err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
 		dirFd, haveDir, err := nfs.LookupSnapshotDir(sh)
 		if err != nil {
@@ -122,11 +126,11 @@ func (d *Driver) beginSnapshot(ctx context.Context, snap nfs.Snapshot, vol nfs.V
 			return fmt.Errorf("%w: snapshot %q (%s) was taken by cluster %q, and this controller %s; use another name",
 				errSnapshotConflict, snap.Name, snap.Source(), stored.ClusterID, nfs.DescribeClusterID(d.cfg.ClusterID))
 		case ok && stored.Ready:
-			rec = stored
+			rec, job = stored, nil
 			return nil
 		case ok:
 			rec = stored
-			if job = d.copies.running(id); job != nil {
+			if job != nil {
 				return nil
 			}
 			// The copy of an earlier process or call ended without

@@ -212,10 +212,12 @@ build_kube() {
 	say "${missing[*]} $v: done in $((SECONDS - t0))s"
 }
 
-# build_sidecar COMPONENT MODULE VERSION: build ./cmd/COMPONENT in a writable
-# copy of the module, so that its own go.mod and go.sum apply.
+# build_sidecar COMPONENT MODULE VERSION [PREP...]: build ./cmd/COMPONENT in a
+# writable copy of the module, so that its own go.mod and go.sum apply; PREP,
+# when given, runs in the copy first.
 build_sidecar() {
 	local c=$1 module=$2 v=$3
+	local prep=("${@:4}")
 	if cached "$c" "$v" "$c"; then say "$c $v: cached"; return; fi
 	local t0=$SECONDS log=$LOG_DIR/$c-$v.log src=$TMP/src-$c dir
 	BUILDING="$c $v" BUILDING_T0=$t0
@@ -227,6 +229,7 @@ build_sidecar() {
 	chmod -R u+w "$src"
 	(
 		cd "$src"
+		if ((${#prep[@]})); then run "$log" "${prep[@]}"; fi
 		run "$log" go build -trimpath -ldflags "-X main.version=$v" -o "$TMP/out-$c/$c" "./cmd/$c"
 	)
 	install_bin "$c" "$v" "$TMP/out-$c/$c"
@@ -276,8 +279,17 @@ build_etcd
 build_kube
 build_sidecar csi-provisioner "$PROVISIONER_MODULE" "$PROVISIONER_VERSION"
 build_sidecar csi-attacher "$ATTACHER_MODULE" "$ATTACHER_VERSION"
-build_sidecar csi-snapshotter "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION"
-build_sidecar snapshot-controller "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION"
+# external-snapshotter's go.mod replaces its client module with ./client,
+# which is a module of its own and not in the main module's zip: point the
+# replacement at the client module of the same version instead.
+snapshotter_client() {
+	local dir
+	dir=$(cd "$TMP" && mod_field "github.com/kubernetes-csi/external-snapshotter/client/v8@$SNAPSHOTTER_VERSION" Dir)
+	[[ -d $dir ]] || { echo "build-bins: no source dir for the snapshotter's client module" >&2; return 1; }
+	go mod edit -replace="github.com/kubernetes-csi/external-snapshotter/client/v8=$dir"
+}
+build_sidecar csi-snapshotter "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION" snapshotter_client
+build_sidecar snapshot-controller "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION" snapshotter_client
 build_vendored node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar "$REGISTRAR_SHA256"
 build_vendored livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe "$LIVENESSPROBE_SHA256"
 
