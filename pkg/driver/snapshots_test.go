@@ -379,3 +379,45 @@ func writeJSON(t *testing.T, p string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// TestSnapshotOfAnotherCluster plants the record of a snapshot another
+// cluster's controller took (the same ID: a VolumeSnapshotContent copied
+// between clusters): this controller neither deletes, lists, restores nor
+// reuses it.
+func TestSnapshotOfAnotherCluster(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	vol := e.create(t, "vol", baseParams())
+	resp, err := e.d.CreateSnapshot(ctx, snapReq("theirs", vol.VolumeId))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := nfs.ParseSnapshotID(resp.GetSnapshot().SnapshotId)
+	recPath := e.exportPath(nfs.SnapshotDir + "/" + snap.Key() + ".json")
+	b, err := os.ReadFile(recPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec nfs.SnapshotRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.ClusterID = "other-cluster"
+	writeJSON(t, recPath, rec)
+
+	_, err = e.d.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: snap.ID()})
+	wantCode(t, err, codes.FailedPrecondition)
+	wantMessageContains(t, err, "other-cluster", snap.ID())
+	if !exists(e.exportPath(snap.DataDir())) {
+		t.Fatal("a refused DeleteSnapshot removed the copy")
+	}
+	list, err := e.d.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SnapshotId: snap.ID()})
+	if err != nil || len(list.Entries) != 0 {
+		t.Errorf("ListSnapshots lists another cluster's snapshot: %v, %v", list, err)
+	}
+	_, err = e.createFrom(t, "restored", fromSnapshot(snap.ID()))
+	wantCode(t, err, codes.NotFound)
+	wantMessageContains(t, err, "other-cluster")
+	_, err = e.d.CreateSnapshot(ctx, snapReq("theirs", vol.VolumeId))
+	wantCode(t, err, codes.AlreadyExists)
+}
