@@ -89,7 +89,6 @@ func (d *Driver) createFilledVolume(ctx context.Context, req *csi.CreateVolumeRe
 	if err != nil {
 		return nil, err
 	}
-	d.snapShares.add(vol)
 	stored, err := runLockedPair(d, ctx, c.id, id, func(ctx context.Context) (nfs.Record, error) {
 		var stored nfs.Record
 		// Before the marker is read, as in beginSnapshot: a fill that ends
@@ -159,6 +158,9 @@ func (d *Driver) createFilledVolume(ctx context.Context, req *csi.CreateVolumeRe
 	})
 	if err != nil {
 		return nil, d.filledError(err, name, vol)
+	}
+	if c.snapshot != nil {
+		d.snapShares.add(vol) // the share holds a snapshot
 	}
 	klog.InfoS("Volume created", "name", name, "volumeID", id, "path", vol.Source(), "capacity", stored.CapacityBytes, "source", c.id)
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{

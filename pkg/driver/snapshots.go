@@ -72,7 +72,6 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	}
 	snap := nfs.SnapshotOf(vol, name)
 	id := snap.ID()
-	d.snapShares.add(vol)
 	rec, err := runLockedPair(d, ctx, srcID, id, func(ctx context.Context) (nfs.SnapshotRecord, error) {
 		rec, job, err := d.beginSnapshot(ctx, snap, vol, method)
 		if err != nil || job == nil {
@@ -87,6 +86,9 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	if err != nil {
 		return nil, d.snapshotError("CreateSnapshot", err, id, vol)
 	}
+	// Only a share that holds a snapshot is listed: one added for any
+	// parseable ID would let a bogus server fail every ListSnapshots.
+	d.snapShares.add(vol)
 	klog.InfoS("Snapshot created", "name", name, "snapshotID", id, "sourceVolumeID", srcID, "path", snap.Source(), "ready", rec.Ready, "bytes", rec.SizeBytes, "method", rec.Method)
 	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(rec)}, nil
 }
@@ -316,7 +318,11 @@ func (d *Driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsReques
 			return err
 		})
 		if err != nil {
-			return nil, d.nfsStatus(err, "ListSnapshots", v)
+			st := status.Convert(d.nfsStatus(err, v.ShareSource(), v))
+			return nil, status.Errorf(st.Code(), "ListSnapshots: the snapshots of share %s: %s", v.ShareSource(), st.Message())
+		}
+		if len(recs) > 0 {
+			d.snapShares.add(v)
 		}
 	}
 	slices.SortFunc(recs, func(a, b nfs.SnapshotRecord) int { return strings.Compare(a.ID, b.ID) })

@@ -421,3 +421,23 @@ func TestSnapshotOfAnotherCluster(t *testing.T) {
 	_, err = e.d.CreateSnapshot(ctx, snapReq("theirs", vol.VolumeId))
 	wantCode(t, err, codes.AlreadyExists)
 }
+
+// TestListSnapshotsIgnoresSharesWithoutSnapshots: a CreateSnapshot whose
+// source names a server the controller cannot mount used to add that share
+// to the unfiltered listing, and every ListSnapshots failed afterwards.
+func TestListSnapshotsIgnoresSharesWithoutSnapshots(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	bogus := nfs.Volume{Server: "10.9.9.9", Share: "/nowhere", SubDir: "x", OnDelete: nfs.OnDeleteDelete}.ID()
+	if _, err := e.d.CreateSnapshot(ctx, snapReq("s", bogus)); err == nil {
+		t.Fatal("CreateSnapshot of a volume on an unknown server succeeded")
+	}
+	vol := e.create(t, "vol", baseParams())
+	if _, err := e.d.CreateSnapshot(ctx, snapReq("real", vol.VolumeId)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.d.ListSnapshots(ctx, &csi.ListSnapshotsRequest{})
+	if err != nil || len(list.Entries) != 1 {
+		t.Errorf("ListSnapshots: %v, %v; want the one snapshot", list, err)
+	}
+}
