@@ -7,7 +7,7 @@ set -euo pipefail
 #   hack/deps.sh node   also the real node of test/e2e/node: podman and
 #                       mmdebstrap (images), containerd, runc, the CNI
 #                       plugins, iptables, a static busybox (test pods)
-pkgs=(user-mode-linux nfs-kernel-server nfs-common rpcbind kmod iproute2 procps)
+pkgs=(user-mode-linux nfs-kernel-server nfs-common rpcbind kmod iproute2 procps xfsprogs)
 [ "${1-}" = node ] && pkgs+=(podman mmdebstrap containerd runc containernetworking-plugins iptables busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do

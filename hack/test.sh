@@ -71,6 +71,20 @@ uml_suites() {
 		grep -q '^RESULT csi-sanity-nfs4.1 pass' "$out" && [ "$rc" = 0 ]
 }
 
+# The snapshot tests once more on an XFS export, where NFSv4.2 CLONE
+# reflinks (the tmpfs run above proves the fallbacks).
+uml_xfs_suite() {
+	# shellcheck source=hack/uml-artifacts.sh
+	source hack/uml-artifacts.sh && nfs_csi::uml_artifacts "$root" || return 1
+	# shellcheck source=hack/uml-stage.sh
+	source hack/uml-stage.sh && nfs_csi::uml_stage "$root" || return 1
+	local out=_output/uml-xfs.txt
+	(cd "$UML_ROOT" && UML_EXPORT_FS=xfs test/uml/run.sh --timeout 900 -- \
+		_output/integration.test -test.run '^TestSnapshot' -test.v -test.timeout 12m) | tee "$out"
+	local rc=${PIPESTATUS[0]}
+	grep -q '^PASS$' "$out" && [ "$rc" = 0 ]
+}
+
 e2e_suite() {
 	local out=_output/e2e.txt
 	mkdir -p _output
@@ -99,6 +113,7 @@ step fuzz fuzz
 if ! $unit_only; then
 	step packaging hack/test-packaging.sh
 	step uml-nfs uml_suites
+	step uml-xfs uml_xfs_suite
 	step e2e e2e_suite
 	if [ "${E2E_NODE:-0}" = 1 ]; then
 		step e2e-node e2e_node_suite

@@ -23,9 +23,19 @@ import (
 // every other volume's operation): the lock is released and the call fails
 // with Internal.
 func runLocked[T any](d *Driver, ctx context.Context, key string, op func(ctx context.Context) (T, error)) (T, error) {
+	return runLockedBy(d, ctx, key, func(ctx context.Context) (func(), error) { return d.locks.Lock(ctx, key) }, op)
+}
+
+// runLockedPair is runLocked under the locks of two keys (KeyedLocks.LockPair),
+// for an operation that reads one volume or snapshot and writes another.
+func runLockedPair[T any](d *Driver, ctx context.Context, a, b string, op func(ctx context.Context) (T, error)) (T, error) {
+	return runLockedBy(d, ctx, a+" and "+b, func(ctx context.Context) (func(), error) { return d.locks.LockPair(ctx, a, b) }, op)
+}
+
+func runLockedBy[T any](d *Driver, ctx context.Context, key string, lock func(context.Context) (func(), error), op func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
 	lockCtx, cancelLock := context.WithTimeout(ctx, d.cfg.OperationTimeout)
-	unlock, err := d.locks.Lock(lockCtx, key)
+	unlock, err := lock(lockCtx)
 	cancelLock()
 	if err != nil {
 		return zero, err

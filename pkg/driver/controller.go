@@ -16,6 +16,9 @@ import (
 
 var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+	csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
+	csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
+	csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 	csi.ControllerServiceCapability_RPC_GET_VOLUME,
 	csi.ControllerServiceCapability_RPC_GET_VOLUME_HEALTH,
@@ -62,9 +65,6 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if msg := validateCapabilities(req.GetVolumeCapabilities()); msg != "" {
 		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: %s", name, msg)
 	}
-	if req.GetVolumeContentSource() != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: creating a volume from a snapshot or another volume is not supported yet", name)
-	}
 	capacity, err := requestedCapacity(req.GetCapacityRange())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s: %v", name, err)
@@ -96,18 +96,22 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID,
 		ClaimNamespace: params.TemplateValues[nfs.VarPVCNamespace], ClaimName: params.TemplateValues[nfs.VarPVCName],
 	}
+	opts := nfs.ProvisionOptions{
+		Perm:          params.MountPermissions,
+		AdoptExisting: params.AdoptExisting,
+	}
+	if src := req.GetVolumeContentSource(); src != nil {
+		return d.createFilledVolume(ctx, req, src, vol, rec, opts)
+	}
+	opts.Compatible = func(stored nfs.Record) error {
+		return compatibleRecord(stored, rec, req.GetCapacityRange(), vol)
+	}
 
 	stored, err := runLocked(d, ctx, id, func(ctx context.Context) (nfs.Record, error) {
 		var stored nfs.Record
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
 			var err error
-			stored, err = nfs.Provision(sh, vol, rec, nfs.ProvisionOptions{
-				Perm:          params.MountPermissions,
-				AdoptExisting: params.AdoptExisting,
-				Compatible: func(stored nfs.Record) error {
-					return compatibleRecord(stored, rec, req.GetCapacityRange(), vol)
-				},
-			})
+			stored, err = nfs.Provision(sh, vol, rec, opts)
 			return err
 		})
 		return stored, err
@@ -170,6 +174,12 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	}
 	out, err := runLocked(d, ctx, id, func(ctx context.Context) (outcome, error) {
 		var o outcome
+		if j := d.copies.readingFrom(id); j != nil {
+			return o, status.Errorf(codes.Aborted, "DeleteVolume %s: %s is being copied into %s (a snapshot or a clone); the deletion is retried once that copy ends", id, vol.Source(), j.target)
+		}
+		if err := d.stopCopy(ctx, "DeleteVolume", id); err != nil {
+			return o, err
+		}
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
 			var err error
 			o.done, o.archivedAs, err = nfs.Dispose(sh, vol, d.cfg.ClusterID, time.Now())

@@ -81,12 +81,17 @@ func TestCreateVolumeInvalidArgument(t *testing.T) {
 		{"empty capacity range", func(r *csi.CreateVolumeRequest) {
 			r.CapacityRange = &csi.CapacityRange{RequiredBytes: 2 * gib, LimitBytes: gib}
 		}, []string{"limit"}},
-		{"content source", func(r *csi.CreateVolumeRequest) {
-			r.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: "snap-1"}}}
-		}, []string{"snapshot"}},
-		{"volume content source", func(r *csi.CreateVolumeRequest) {
-			r.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: volumeIDFor("x", nfs.OnDeleteDelete)}}}
-		}, []string{"not supported"}},
+		{"snapshot on another server", func(r *csi.CreateVolumeRequest) {
+			id := nfs.Snapshot{Server: "10.0.0.9", Share: "/export", Name: "snap-1"}.ID()
+			r.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: id}}}
+		}, []string{"10.0.0.9:/export", "only within one share"}},
+		{"source volume on another share", func(r *csi.CreateVolumeRequest) {
+			id := nfs.Volume{Server: "10.0.0.1", Share: "/other", SubDir: "x", OnDelete: nfs.OnDeleteDelete}.ID()
+			r.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: id}}}
+		}, []string{"10.0.0.1:/other", "only within one share"}},
+		{"empty snapshot ID", func(r *csi.CreateVolumeRequest) {
+			r.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{}}}
+		}, []string{"snapshot ID is empty"}},
 		{"name with a slash and no template", func(r *csi.CreateVolumeRequest) { r.Name = "a/b" }, []string{"subDir template"}},
 		{"name .. and no template", func(r *csi.CreateVolumeRequest) { r.Name = ".." }, []string{`".."`}},
 		{"name under the metadata dir", func(r *csi.CreateVolumeRequest) { r.Name = ".nfs-csi" }, []string{".nfs-csi"}},

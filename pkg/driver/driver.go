@@ -86,6 +86,10 @@ type Driver struct {
 	nodes   NodeRegistry
 	pubs    *publications
 	metrics *Metrics
+	// copies are the snapshot, restore and clone copies running;
+	// snapShares the shares ListSnapshots looks at.
+	copies     *copyJobs
+	snapShares knownShares
 }
 
 // New validates cfg and builds a driver. It mounts nothing yet.
@@ -125,7 +129,7 @@ func New(cfg Config) (*Driver, error) {
 	if err := validateClusterID(cfg.ClusterID); err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), metrics: newMetrics(cfg.DriverName)}
+	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), metrics: newMetrics(cfg.DriverName), copies: newCopyJobs()}
 	d.pubs = newPublications(d.metrics.publications)
 	d.stats.OnAbandon = d.metrics.abandoned
 	if d.mounter == nil {
@@ -224,6 +228,9 @@ func (c Config) runsNode() bool       { return c.Mode == ModeNode || c.Mode == M
 
 // Close unmounts the controller's idle share mounts.
 func (d *Driver) Close() {
+	// Copies still running are abandoned; their records say they are
+	// not complete, and the next call for them copies again.
+	d.copies.stopAll(10 * time.Second)
 	if d.shares != nil {
 		d.shares.Close()
 	}

@@ -87,19 +87,9 @@ func (v Volume) Validate() error {
 // wrong field count, a bad escape or any field that fails validation is an
 // error. A malformed ID is never treated as a path.
 func ParseVolumeID(id string) (Volume, error) {
-	fields := strings.Split(id, idSeparator)
-	if len(fields) != idFields {
-		return Volume{}, fmt.Errorf("volume ID %q is not an nfs-csi volume ID (want %d '#'-separated fields, got %d)", id, idFields, len(fields))
-	}
-	for i, f := range fields {
-		u, err := unescapeField(f)
-		if err != nil {
-			return Volume{}, fmt.Errorf("volume ID %q: field %d: %w", id, i+1, err)
-		}
-		fields[i] = u
-	}
-	if fields[0] != idVersion {
-		return Volume{}, fmt.Errorf("volume ID %q has version %q; this driver reads %s", id, fields[0], idVersion)
+	fields, err := splitID(id, "volume", idVersion, idFields)
+	if err != nil {
+		return Volume{}, err
 	}
 	policy, err := ParseOnDelete(fields[1])
 	if err != nil {
@@ -157,6 +147,26 @@ func MergeMountOptions(lists ...[]string) []string {
 		}
 	}
 	return out
+}
+
+// splitID splits a self-describing ID of kind ("volume", "snapshot") into
+// its n unescaped fields, checking the count and the version.
+func splitID(id, kind, version string, n int) ([]string, error) {
+	fields := strings.Split(id, idSeparator)
+	if len(fields) != n {
+		return nil, fmt.Errorf("%s ID %q is not an nfs-csi %s ID (want %d '#'-separated fields, got %d)", kind, id, kind, n, len(fields))
+	}
+	for i, f := range fields {
+		u, err := unescapeField(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s ID %q: field %d: %w", kind, id, i+1, err)
+		}
+		fields[i] = u
+	}
+	if fields[0] != version {
+		return nil, fmt.Errorf("%s ID %q has version %q; this driver reads %s", kind, id, fields[0], version)
+	}
+	return fields, nil
 }
 
 func escapeField(s string) string {

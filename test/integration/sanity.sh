@@ -45,8 +45,8 @@ if [ $rc -ne 0 ]; then
 fi
 
 # Everything csi-sanity created it also deleted: the export holds nothing but
-# the driver's (now empty) records directory.
-leftover=$(cd "$NFS_EXPORT_DIR" && find . -mindepth 1 ! -path ./.nfs-csi ! -path ./.nfs-csi/volumes | head -20)
+# the driver's (now empty) records and snapshots directories.
+leftover=$(cd "$NFS_EXPORT_DIR" && find . -mindepth 1 ! -path ./.nfs-csi ! -path ./.nfs-csi/volumes ! -path ./.nfs-csi/snapshots | head -20)
 if [ -n "$leftover" ]; then
 	echo "csi-sanity NFSv$vers left entries on the export:"; echo "$leftover"
 	exit 1

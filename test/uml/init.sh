@@ -111,7 +111,19 @@ step mount -o remount,bind,ro /lib/modules
 step ip link set lo up
 
 # 5. NFS server exporting a tmpfs (hostfs cannot be exported)
-step mount -t tmpfs -o mode=0777,size=512m export "$EXPORT_DIR"
+if [ "${UML_EXPORT_FS-}" = xfs ]; then
+	# An XFS export (reflink=1, the mkfs.xfs default; project quotas on), on
+	# a loop device over a sparse file in the guest's tmpfs: the server
+	# reflinks NFSv4.2 CLONE and COPY. Its blocks live in guest memory.
+	step modprobe -a loop xfs
+	step truncate -s 2G /run/export.img
+	loopdev=$(losetup -f --show /run/export.img) || fail "losetup /run/export.img"
+	step mkfs.xfs -q -f "$loopdev"
+	step mount -o prjquota "$loopdev" "$EXPORT_DIR"
+	step chmod 0777 "$EXPORT_DIR"
+else
+	step mount -t tmpfs -o mode=0777,size=512m export "$EXPORT_DIR"
+fi
 step mount -t nfsd nfsd /proc/fs/nfsd
 step mount -t rpc_pipefs rpc_pipefs /var/lib/nfs/rpc_pipefs
 echo 10 >/proc/fs/nfsd/nfsv4leasetime
@@ -190,7 +202,7 @@ env -i \
 	PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/tmp/home TERM=dumb LANG=C.UTF-8 TMPDIR=/tmp \
 	NFS_SERVER=127.0.0.1 NFS_EXPORT_DIR="$EXPORT_DIR" \
-	NFS_SHARE_V3="$EXPORT_DIR" NFS_SHARE_V4=/ \
+	NFS_SHARE_V3="$EXPORT_DIR" NFS_SHARE_V4=/ NFS_EXPORT_FS="${UML_EXPORT_FS:-tmpfs}" \
 	UML_NODE="${UML_NODE-}" \
 	UML_RESULTS_DIR="$UML_RESULTS" UML_ENV_FILE="$STATE/env" \
 	timeout --kill-after=3 "$left" \

@@ -26,7 +26,9 @@ in a mount namespace where / is read-only.
   --timeout SECONDS  overall limit, boot included (default $TIMEOUT)
   --mem SIZE         guest memory, e.g. 512M, 1G (default $MEM)
 Environment: UML_RESULTS_DIR (default \$REPO/_output/uml), UML_PASS_ENV,
-UML_KEEP_LOGS=1, UML_NODE=1 (also set up for containerd and a kubelet).
+UML_KEEP_LOGS=1, UML_NODE=1 (also set up for containerd and a kubelet),
+UML_EXPORT_FS=xfs (export XFS with reflink and project quotas instead of
+tmpfs; the command sees NFS_EXPORT_FS=xfs or tmpfs).
 EOF
 	exit 125
 }
@@ -112,6 +114,7 @@ printf '%s\0' "$@" >"$STATE/argv"
 	printf 'UML_RESULTS=%q\n' "$RESULTS"
 	printf 'UML_KEEP_LOGS=%q\n' "${UML_KEEP_LOGS-}"
 	printf 'UML_NODE=%q\n' "${UML_NODE-}"
+	printf 'UML_EXPORT_FS=%q\n' "${UML_EXPORT_FS-}"
 } >"$STATE/job"
 {
 	for name in ${UML_PASS_ENV-}; do
