@@ -346,3 +346,24 @@ func dig(m map[string]any, keys ...string) any {
 	}
 	return cur
 }
+
+// TestDefaultSnapshotter: the csi-snapshotter sidecar is on by default, with
+// leader election, its pinned image, the one status rule it needs, and no
+// VolumeSnapshotClass unless asked for.
+func TestDefaultSnapshotter(t *testing.T) {
+	r := defaultRender(t)
+	spec := get[*appsv1.Deployment](t, r, "Deployment", "nfs-csi-controller").Spec.Template.Spec
+	snap := container(t, spec, "csi-snapshotter")
+	wantArg(t, snap, "--leader-election")
+	if want := "registry.k8s.io/sig-storage/csi-snapshotter:v8.7.0"; snap.Image != want {
+		t.Errorf("csi-snapshotter image %s, want %s", snap.Image, want)
+	}
+	wantRule(t, r, "ClusterRole/nfs-csi-snapshotter", rbacv1.PolicyRule{
+		APIGroups: []string{"snapshot.storage.k8s.io"},
+		Resources: []string{"volumesnapshotcontents/status"},
+		Verbs:     []string{"update", "patch"},
+	})
+	if n := len(r.ofKind("VolumeSnapshotClass")); n != 0 {
+		t.Errorf("default values render %d VolumeSnapshotClasses, want none", n)
+	}
+}
