@@ -166,7 +166,7 @@ func (d *Driver) createFilledVolume(ctx context.Context, req *csi.CreateVolumeRe
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:      id,
 		CapacityBytes: stored.CapacityBytes,
-		VolumeContext: volumeContext(vol),
+		VolumeContext: VolumeContext(vol),
 		ContentSource: src,
 	}}, nil
 }
