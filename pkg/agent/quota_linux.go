@@ -252,3 +252,24 @@ func ioctlPtr(fd int, req uint, p unsafe.Pointer) error {
 	}
 	return nil
 }
+
+// ProjectOf returns the project ID and inherit flag of the directory at
+// path, as the agent sees them (for admins' checks and tests).
+func ProjectOf(path string) (uint32, bool, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, false, err
+	}
+	defer unix.Close(fd)
+	return newKernelQuota().Project(fd)
+}
+
+// QuotaOf returns project id's quota on the file system holding path.
+func QuotaOf(path string, id uint32) (Quota, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Quota{}, err
+	}
+	defer unix.Close(fd)
+	return newKernelQuota().Get(fd, id)
+}
