@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,21 +15,8 @@ import (
 // address and the PKI whose CA it trusts.
 func serveBed(t *testing.T, b *bed) (string, *agenttest.PKI) {
 	t.Helper()
-	pki, err := agenttest.NewPKI("test-ca")
+	pki, cert, key, ca, err := agenttest.AgentFiles(t.TempDir())
 	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := pki.Server()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cert, key, err := srv.Write(dir, "server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(ca, pki.CAPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := ServerTLS(cert, key, ca)

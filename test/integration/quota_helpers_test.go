@@ -157,21 +157,8 @@ type runningAgent struct {
 
 func startAgent(t *testing.T, roots []string, ids string) *runningAgent {
 	t.Helper()
-	pki, err := agenttest.NewPKI("agent-ca")
+	pki, cert, key, ca, err := agenttest.AgentFiles(t.TempDir())
 	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := pki.Server()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cert, key, err := srv.Write(dir, "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := filepath.Join(dir, "client-ca.crt")
-	if err := os.WriteFile(ca, pki.CAPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a := &runningAgent{addr: freeLoopbackAddr(t), pki: pki}
@@ -242,6 +229,15 @@ func quotaCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// quotaBed is a quota export of kind with the agent serving it (project
+// IDs 5000-5009) and a client with a certificate of the agent's CA.
+func quotaBed(t *testing.T, kind string) (*quotaExport, *runningAgent, *agent.Client, context.Context) {
+	t.Helper()
+	q := newQuotaExport(t, kind)
+	a := startAgent(t, q.roots(), "5000-5009")
+	return q, a, a.client(t, a.pki), quotaCtx(t)
 }
 
 // nfsMount mounts src at a new directory and returns it.

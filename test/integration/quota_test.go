@@ -27,10 +27,7 @@ var quotaWriteError = map[string]string{"xfs": "No space left on device", "ext4"
 func TestAgentEnforcesLimitsOverNFS(t *testing.T) {
 	for _, kind := range []string{"xfs", "ext4"} {
 		t.Run(kind, func(t *testing.T) {
-			q := newQuotaExport(t, kind)
-			a := startAgent(t, q.roots(), "5000-5009")
-			c := a.client(t, a.pki)
-			ctx := quotaCtx(t)
+			q, a, c, ctx := quotaBed(t, kind)
 
 			vol := q.volume(t, "vol-a")
 			vol.CapacityBytes = 48 * mib
@@ -125,10 +122,7 @@ func TestAgentEnforcesLimitsOverNFS(t *testing.T) {
 func TestAgentRefusalsChangeNothing(t *testing.T) {
 	for _, kind := range []string{"xfs", "ext4"} {
 		t.Run(kind, func(t *testing.T) {
-			q := newQuotaExport(t, kind)
-			a := startAgent(t, q.roots(), "5000-5009")
-			c := a.client(t, a.pki)
-			ctx := quotaCtx(t)
+			q, a, c, ctx := quotaBed(t, kind)
 
 			good := q.volume(t, "vol-a")
 			good.CapacityBytes = 8 * mib

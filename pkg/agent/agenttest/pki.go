@@ -99,3 +99,21 @@ func (pr Pair) Write(dir, name string) (cert, key string, err error) {
 	}
 	return cert, key, err
 }
+
+// AgentFiles makes a fresh CA and writes into dir what the agent's flags
+// name: a server certificate and key it signed (--tls-cert, --tls-key) and
+// the CA (--client-ca), which also signs the clients' certificates.
+func AgentFiles(dir string) (p *PKI, cert, key, ca string, err error) {
+	if p, err = NewPKI("nfs-csi-agent-ca"); err != nil {
+		return nil, "", "", "", err
+	}
+	srv, err := p.Server()
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	if cert, key, err = srv.Write(dir, "agent"); err != nil {
+		return nil, "", "", "", err
+	}
+	ca = filepath.Join(dir, "client-ca.crt")
+	return p, cert, key, ca, os.WriteFile(ca, p.CAPEM, 0o600)
+}
