@@ -2,13 +2,11 @@ package agent
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -16,85 +14,18 @@ import (
 	"github.com/example/nfs-csi/pkg/nfs"
 )
 
-// fakeQuotas keeps project IDs per inode and limits per ID in memory, and
-// records the paths of the directories it changed.
-type fakeQuotas struct {
-	mu      sync.Mutex
-	project map[uint64]uint32
-	inherit map[uint64]bool
-	limits  map[uint32]int64
-	usage   map[uint32]Quota
-	changed []string
-}
-
-func newFakeQuotas() *fakeQuotas {
-	return &fakeQuotas{project: map[uint64]uint32{}, inherit: map[uint64]bool{}, limits: map[uint32]int64{}, usage: map[uint32]Quota{}}
-}
-
-func ino(fd int) uint64 {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		panic(err)
-	}
-	return st.Ino
-}
-
-func fdPath(fd int) string {
-	p, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-	return p
-}
-
-func (f *fakeQuotas) Project(fd int) (uint32, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.project[ino(fd)], f.inherit[ino(fd)], nil
-}
-
-func (f *fakeQuotas) SetProject(fd int, id uint32, inherit bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.project[ino(fd)], f.inherit[ino(fd)] = id, inherit
-	f.changed = append(f.changed, fdPath(fd))
-	return nil
-}
-
-func (f *fakeQuotas) Get(fd int, id uint32) (Quota, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	q := f.usage[id]
-	q.LimitBytes = f.limits[id]
-	return q, nil
-}
-
-func (f *fakeQuotas) SetLimit(fd int, id uint32, bytes int64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if bytes == 0 {
-		delete(f.limits, id)
-	} else {
-		f.limits[id] = bytes
-	}
-	return nil
-}
-
-func (f *fakeQuotas) state() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return fmt.Sprint(f.project, f.inherit, f.limits)
-}
-
 // bed is a root with volumes whose records the driver would have written.
 type bed struct {
 	t      *testing.T
 	root   string
-	quotas *fakeQuotas
+	quotas *FakeQuotas
 	agent  *Agent
 }
 
 func newBed(t *testing.T, ids IDRange) *bed {
 	t.Helper()
 	root := t.TempDir()
-	q := newFakeQuotas()
+	q := NewFakeQuotas()
 	a, err := New([]Root{{Share: "/export", Path: root}, {Share: "/", Path: root}}, ids, q)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +94,7 @@ func (b *bed) tree() string {
 		b.t.Fatal(err)
 	}
 	sort.Strings(lines)
-	return strings.Join(lines, "\n") + "\n" + b.quotas.state()
+	return strings.Join(lines, "\n") + "\n" + b.quotas.State()
 }
 
 func code(err error) Code {
@@ -195,7 +126,7 @@ func TestSetAssignsOneIDPerDirectoryAndKeepsIt(t *testing.T) {
 	if st, err = b.agent.Set(c); err != nil || st.ProjectID != 101 {
 		t.Fatalf("Set of a second directory = %+v, %v; want project 101", st, err)
 	}
-	if !b.quotas.inherit[inoOf(t, filepath.Join(b.root, "a"))] {
+	if !b.quotas.Inherit[inoOf(t, filepath.Join(b.root, "a"))] {
 		t.Errorf("directory a has no inherit flag: new files would not be charged")
 	}
 	// A new agent (a restart) reads the assignments from the file system.
@@ -215,8 +146,8 @@ func inoOf(t *testing.T, p string) uint64 {
 
 func TestSetSkipsIDsStillCharged(t *testing.T) {
 	b := newBed(t, IDRange{Min: 100, Max: 102})
-	b.quotas.usage[100] = Quota{UsedInodes: 3} // a retained directory's files, or an admin's project
-	b.quotas.limits[101] = 1 << 30
+	b.quotas.Usage[100] = Quota{UsedInodes: 3} // a retained directory's files, or an admin's project
+	b.quotas.Limits[101] = 1 << 30
 	req := b.volume("a", nfs.Record{})
 	req.CapacityBytes = 10
 	st, err := b.agent.Set(req)
@@ -250,9 +181,9 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	b.volume("tomb", nfs.Record{Tombstone: true})
 	b.volume("other", nfs.Record{VolumeID: "vol-someone-else"})
 	b.volume("foreign", nfs.Record{})
-	b.quotas.project[inoOf(t, filepath.Join(b.root, "foreign"))] = 42 // an admin's /etc/projects entry
+	b.quotas.Projects[inoOf(t, filepath.Join(b.root, "foreign"))] = 42 // an admin's /etc/projects entry
 	b.volume("squatted", nfs.Record{})
-	b.quotas.project[inoOf(t, filepath.Join(b.root, "squatted"))] = 150 // in range, never assigned by the agent
+	b.quotas.Projects[inoOf(t, filepath.Join(b.root, "squatted"))] = 150 // in range, never assigned by the agent
 	b.record("gone", nfs.Record{VolumeID: "vol-gone"})
 
 	for _, tc := range []struct {
@@ -320,8 +251,8 @@ func TestClearReleasesTheID(t *testing.T) {
 	if id := b.projectOf("a"); id != 0 {
 		t.Errorf("directory still has project ID %d after Clear", id)
 	}
-	if len(b.quotas.limits) != 0 {
-		t.Errorf("limits left after Clear: %v", b.quotas.limits)
+	if len(b.quotas.Limits) != 0 {
+		t.Errorf("limits left after Clear: %v", b.quotas.Limits)
 	}
 	if _, err := os.Lstat(filepath.Join(b.root, ProjectDir, "id-100")); !os.IsNotExist(err) {
 		t.Errorf("the assignment of ID 100 is still there (%v)", err)
@@ -348,7 +279,7 @@ func TestClearOfARemovedDirectoryReleasesTheID(t *testing.T) {
 	if err := b.agent.Clear(req); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := b.quotas.limits[100]; ok {
+	if _, ok := b.quotas.Limits[100]; ok {
 		t.Errorf("the limit of project 100 stayed after its directory went")
 	}
 	if _, err := os.Lstat(filepath.Join(b.root, ProjectDir, "id-100")); !os.IsNotExist(err) {

@@ -84,7 +84,7 @@ func FuzzSetPaths(f *testing.F) {
 			return
 		}
 		_, _ = b.agent.Set(req)
-		for _, p := range b.quotas.changed {
+		for _, p := range b.quotas.Changed {
 			rel, ok := strings.CutPrefix(p, b.root+"/")
 			if !ok || rel == "" || strings.HasPrefix(rel, nfs.MetadataDirName) {
 				t.Fatalf("request %s changed the project of %s, outside the volume directories below %s", body, p, b.root)

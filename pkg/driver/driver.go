@@ -87,6 +87,7 @@ type Driver struct {
 	nodes   NodeRegistry
 	pubs    *publications
 	metrics *Metrics
+	quotas  quotaAgents
 }
 
 // New validates cfg and builds a driver. It mounts nothing yet.
