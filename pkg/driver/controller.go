@@ -130,7 +130,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:      id,
 		CapacityBytes: stored.CapacityBytes,
-		VolumeContext: volumeContext(vol),
+		VolumeContext: withRecordCapacity(volumeContext(vol), stored),
 	}}, nil
 }
 

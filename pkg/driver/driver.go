@@ -88,6 +88,8 @@ type Driver struct {
 	pubs    *publications
 	metrics *Metrics
 	quotas  quotaAgents
+	walker  *nfs.UsageWalker
+	sizes   *publishedSizes
 }
 
 // New validates cfg and builds a driver. It mounts nothing yet.
@@ -129,6 +131,7 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), metrics: newMetrics(cfg.DriverName)}
 	d.pubs = newPublications(d.metrics.publications)
+	d.walker, d.sizes = nfs.NewUsageWalker(), &publishedSizes{m: map[string]sizeInfo{}}
 	d.stats.OnAbandon = d.metrics.abandoned
 	if d.mounter == nil {
 		d.mounter = &nfs.SystemMounter{}
