@@ -461,9 +461,9 @@ func (a *Agent) Capacity(req Request) (Capacity, error) {
 	if err := unix.Fstatfs(fd, &st); err != nil {
 		return Capacity{}, errorf(CodeInternal, "statfs root %s of share %s: %v", root.Path, root.Share, err)
 	}
-	bs := st.Frsize
+	bs := int64(st.Frsize)
 	if bs == 0 {
-		bs = st.Bsize
+		bs = int64(st.Bsize)
 	}
 	c := Capacity{TotalBytes: int64(st.Blocks) * bs, AvailableBytes: int64(st.Bavail) * bs}
 	given, err := assignments(fd)

@@ -348,3 +348,10 @@ func TestParseRootAndRange(t *testing.T) {
 		}
 	}
 }
+
+func TestIoctlNumbersOfThisArchitecture(t *testing.T) {
+	// linux/fs.h on x86 and arm: FS_IOC_FSGETXATTR 0x801c581f, FS_IOC_FSSETXATTR 0x401c5820.
+	if iocDirShift == 30 && (fsIocFsGetXattr != 0x801c581f || fsIocFsSetXattr != 0x401c5820) {
+		t.Errorf("FS_IOC_FSGETXATTR %#x, FS_IOC_FSSETXATTR %#x, want 0x801c581f and 0x401c5820", fsIocFsGetXattr, fsIocFsSetXattr)
+	}
+}

@@ -14,9 +14,9 @@ import (
 // commands and structs, so they are spelled out here from the kernel's
 // include/uapi/linux/fs.h, quota.h and dqblk_xfs.h.
 const (
-	fsIocFsGetXattr    = 0x801c581f // _IOR('X', 31, struct fsxattr)
-	fsIocFsSetXattr    = 0x401c5820 // _IOW('X', 32, struct fsxattr)
-	fsXflagProjInherit = 0x00000200
+	fsIocFsGetXattr    uint = iocRead<<iocDirShift | 28<<16 | 'X'<<8 | 31  // _IOR('X', 31, struct fsxattr); 0x801c581f on x86
+	fsIocFsSetXattr    uint = iocWrite<<iocDirShift | 28<<16 | 'X'<<8 | 32 // _IOW('X', 32, struct fsxattr); 0x401c5820 on x86
+	fsXflagProjInherit      = 0x00000200
 
 	prjQuota = 2 // PRJQUOTA
 
