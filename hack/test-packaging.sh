@@ -285,7 +285,7 @@ fi
 hasnt "$d" "no role is bound to the node ServiceAccount" 'Binding/.*\.subject=ServiceAccount/.*/nfs-csi-node$'
 hasnt "$d" "no secrets access" '\.rule=[^|]*\|[^|]*secrets'
 hasnt "$d" "default values create no StorageClass" '^StorageClass/'
-has "$d" "default rendering has 13 objects" "objects=13"
+has "$d" "default rendering has 15 objects (13, and the csi-resizer ClusterRole and binding)" "objects=15"
 
 echo "== structural facts with full values and with attachRequired=false"
 f=$work/full.facts
