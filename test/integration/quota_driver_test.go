@@ -51,6 +51,17 @@ func (e *env) volumeStats(id, target string) (*csi.VolumeUsage, string) {
 	return nil, ""
 }
 
+// openToNobody lets the unprivileged writer reach a target: the test's
+// directories are 0700 and the driver makes the target's parents 0750.
+func openToNobody(t *testing.T, e *env, target string) {
+	t.Helper()
+	for p := filepath.Dir(target); strings.HasPrefix(p, e.dir); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestEnforcedVolumeThroughTheDriver is the whole path on a real XFS export
 // over NFSv4.2: a class with capacity: enforced gets a volume whose mount
 // shows its size and stops writes past it, expands online, reports its own
@@ -73,6 +84,7 @@ func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
 	vol := resp.GetVolume()
 	target := e.target("enforced")
 	e.publish(vol, target, rwo, false)
+	openToNobody(t, e, target)
 	if got := statfsTotal(t, target); got != 32*mib {
 		t.Errorf("df of the published volume: %d bytes, want its 32 MiB", got)
 	}
@@ -106,6 +118,7 @@ func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
 	plain := presp.GetVolume()
 	ptarget := e.target("plain")
 	e.publish(plain, ptarget, rwo, false)
+	openToNobody(t, e, ptarget)
 	if out, err := writeAsNobody(filepath.Join(ptarget, "small"), 1); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
