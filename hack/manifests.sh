@@ -7,7 +7,8 @@
 #
 # Both carry a "generated, do not edit" header: change charts/nfs-csi and run
 # `make manifests`. hack/test-packaging.sh fails when deploy/ is stale.
-# deploy/examples/ is hand-written and not touched.
+# deploy/examples/ and deploy/agent/ (the quota agent's systemd unit) are
+# hand-written and not touched.
 #
 # Usage: hack/manifests.sh [OUTDIR]   (default: deploy; the test renders into a
 # temporary directory and diffs)

@@ -28,6 +28,9 @@ func main() {
 			os.Exit(run(os.Args[2:]))
 		}
 	}
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		os.Exit(runAgent(os.Args[2:]))
+	}
 	klog.InitFlags(nil)
 	var cfg driver.Config
 	flag.StringVar(&cfg.Endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/socket or tcp://host:port")

@@ -133,6 +133,13 @@ func (d *Driver) createFilledVolume(ctx context.Context, req *csi.CreateVolumeRe
 				}
 				return err
 			}
+			// An enforced class limits a restore or a clone too, before its
+			// copy starts, so the copy can never overrun the quota unseen.
+			if stored.QuotaAgent != "" {
+				if err := d.enforce(ctx, "CreateVolume", vol, stored, req.GetSecrets()); err != nil {
+					return err
+				}
+			}
 			if state == nfs.FillDone {
 				return nil
 			}
@@ -166,7 +173,7 @@ func (d *Driver) createFilledVolume(ctx context.Context, req *csi.CreateVolumeRe
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:      id,
 		CapacityBytes: stored.CapacityBytes,
-		VolumeContext: VolumeContext(vol),
+		VolumeContext: withRecordCapacity(VolumeContext(vol), stored),
 		ContentSource: src,
 	}}, nil
 }

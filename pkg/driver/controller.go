@@ -23,6 +23,8 @@ var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_GET_VOLUME,
 	csi.ControllerServiceCapability_RPC_GET_VOLUME_HEALTH,
 	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+	csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 }
 
 // ControllerGetCapabilities lists exactly the RPCs implemented below.
@@ -95,6 +97,12 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	rec := nfs.Record{
 		Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID,
 		ClaimNamespace: params.TemplateValues[nfs.VarPVCNamespace], ClaimName: params.TemplateValues[nfs.VarPVCName],
+		QuotaAgent: params.QuotaAgent,
+	}
+	if rec.QuotaAgent != "" {
+		if err := d.checkAgent(ctx, vol, rec, req.GetSecrets()); err != nil {
+			return nil, err
+		}
 	}
 	opts := nfs.ProvisionOptions{
 		Perm:          params.MountPermissions,
@@ -114,16 +122,19 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 			stored, err = nfs.Provision(sh, vol, rec, opts)
 			return err
 		})
+		if err == nil && stored.QuotaAgent != "" {
+			err = d.enforce(ctx, "CreateVolume", vol, stored, req.GetSecrets())
+		}
 		return stored, err
 	})
 	if err != nil {
 		return nil, d.createError(err, name, vol)
 	}
-	klog.InfoS("Volume created", "name", name, "volumeID", id, "path", vol.Source(), "capacity", stored.CapacityBytes)
+	klog.InfoS("Volume created", "name", name, "volumeID", id, "path", vol.Source(), "capacity", describeCapacity(stored))
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:      id,
 		CapacityBytes: stored.CapacityBytes,
-		VolumeContext: VolumeContext(vol),
+		VolumeContext: withRecordCapacity(VolumeContext(vol), stored),
 	}}, nil
 }
 
@@ -140,6 +151,8 @@ func compatibleRecord(stored, want nfs.Record, r *csi.CapacityRange, vol nfs.Vol
 			errConflict, vol.SubDir, vol.ShareSource(), stored.Name)
 	case !stored.IsVolume(want.VolumeID):
 		return fmt.Errorf("%w: volume %q exists as %s, with other parameters", errConflict, stored.Name, stored.VolumeID)
+	case stored.QuotaAgent != want.QuotaAgent:
+		return fmt.Errorf("%w: volume %q exists with its capacity %s, not %s", errConflict, stored.Name, describeCapacity(stored), describeCapacity(want))
 	case stored.MountPermissions != want.MountPermissions:
 		return fmt.Errorf("%w: volume %q exists with mountPermissions %q, not %q", errConflict, stored.Name, stored.MountPermissions, want.MountPermissions)
 	case !capacityFits(stored.CapacityBytes, r):
@@ -181,6 +194,9 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 			return o, err
 		}
 		err := d.withShare(ctx, vol, func(sh *nfs.Share) error {
+			if err := d.unenforceBeforeDispose(ctx, sh, vol, req.GetSecrets()); err != nil {
+				return err
+			}
 			var err error
 			o.done, o.archivedAs, err = nfs.Dispose(sh, vol, d.cfg.ClusterID, time.Now())
 			return err

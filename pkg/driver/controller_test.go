@@ -2,10 +2,12 @@ package driver
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +34,8 @@ func TestControllerGetCapabilities(t *testing.T) {
 		csi.ControllerServiceCapability_RPC_GET_VOLUME,
 		csi.ControllerServiceCapability_RPC_GET_VOLUME_HEALTH,
 		csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 	} {
 		if !got[want] {
 			t.Errorf("capability %v missing from %v", want, resp.GetCapabilities())
@@ -212,6 +216,10 @@ func TestCreateVolume(t *testing.T) {
 			}
 			if v.GetCapacityBytes() != tc.wantCap {
 				t.Errorf("capacity %d, want %d", v.GetCapacityBytes(), tc.wantCap)
+			}
+			if tc.wantCap > 0 {
+				// The node reports it as the total of a volume without quota.
+				tc.wantContext[ContextCapacityBytes] = strconv.FormatInt(tc.wantCap, 10)
 			}
 			if !reflect.DeepEqual(v.GetVolumeContext(), tc.wantContext) {
 				t.Errorf("volume context %v, want %v", v.GetVolumeContext(), tc.wantContext)
@@ -735,7 +743,11 @@ func TestControllerGetVolumeAndHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.GetVolume().GetVolumeId() != id || !reflect.DeepEqual(got.GetVolume().GetVolumeContext(), v.GetVolumeContext()) {
+	// ControllerGetVolume does not read the record, so it has the context
+	// without the capacity that CreateVolume adds for the node's stats.
+	want := maps.Clone(v.GetVolumeContext())
+	delete(want, ContextCapacityBytes)
+	if got.GetVolume().GetVolumeId() != id || !reflect.DeepEqual(got.GetVolume().GetVolumeContext(), want) {
 		t.Errorf("ControllerGetVolume = %v, want %v", got.GetVolume(), v)
 	}
 	h, err := e.d.ControllerGetVolumeHealth(ctx, &csi.ControllerGetVolumeHealthRequest{VolumeId: id})

@@ -90,6 +90,9 @@ type Driver struct {
 	// snapShares the shares ListSnapshots looks at.
 	copies     *copyJobs
 	snapShares knownShares
+	quotas     quotaAgents
+	walker     *nfs.UsageWalker
+	sizes      *publishedSizes
 }
 
 // New validates cfg and builds a driver. It mounts nothing yet.
@@ -131,6 +134,7 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, mounter: cfg.Mounter, stats: nfs.NewStatFS(), locks: NewKeyedLocks(), metrics: newMetrics(cfg.DriverName), copies: newCopyJobs()}
 	d.pubs = newPublications(d.metrics.publications)
+	d.walker, d.sizes = nfs.NewUsageWalker(), &publishedSizes{m: map[string]sizeInfo{}}
 	d.stats.OnAbandon = d.metrics.abandoned
 	if d.mounter == nil {
 		d.mounter = &nfs.SystemMounter{}

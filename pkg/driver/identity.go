@@ -17,11 +17,15 @@ func (d *Driver) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi
 	return &csi.GetPluginInfoResponse{Name: d.cfg.DriverName, VendorVersion: Version()}, nil
 }
 
-// GetPluginCapabilities says the plugin has a controller service. It has no
-// topology: an NFS server is reachable from every node or from none.
+// GetPluginCapabilities says the plugin has a controller service and
+// expands volumes online (ControllerExpandVolume alone: nothing on the node
+// changes). It has no topology: an NFS server is reachable from every node
+// or from none.
 func (d *Driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
 	return &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{{
 		Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}},
+	}, {
+		Type: &csi.PluginCapability_VolumeExpansion_{VolumeExpansion: &csi.PluginCapability_VolumeExpansion{Type: csi.PluginCapability_VolumeExpansion_ONLINE}},
 	}}}, nil
 }
 

@@ -36,8 +36,9 @@ func TestGetPluginCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var controller, topology bool
+	var controller, topology, online bool
 	for _, c := range resp.GetCapabilities() {
+		online = online || c.GetVolumeExpansion().GetType() == csi.PluginCapability_VolumeExpansion_ONLINE
 		switch c.GetService().GetType() {
 		case csi.PluginCapability_Service_CONTROLLER_SERVICE:
 			controller = true
@@ -45,8 +46,8 @@ func TestGetPluginCapabilities(t *testing.T) {
 			topology = true
 		}
 	}
-	if !controller || topology {
-		t.Errorf("capabilities %v: want CONTROLLER_SERVICE and no topology", resp.GetCapabilities())
+	if !controller || topology || !online {
+		t.Errorf("capabilities %v: want CONTROLLER_SERVICE, ONLINE volume expansion and no topology", resp.GetCapabilities())
 	}
 }
 

@@ -189,6 +189,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 			}
 			if !nfs.IsStale(d.checkMounted(ctx, target)) {
 				d.pubs.add(id, target, mode)
+				d.sizes.set(target, req.GetVolumeContext())
 				return struct{}{}, nil
 			}
 			klog.InfoS("Remounting a stale NFS mount", "volumeID", id, "target", target, "source", source)
@@ -215,6 +216,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 			return struct{}{}, d.nfsStatus(err, id, vol)
 		}
 		d.pubs.add(id, target, mode)
+		d.sizes.set(target, req.GetVolumeContext())
 		klog.InfoS("Volume published", "volumeID", id, "source", source, "target", target, "readonly", readOnly, "options", opts)
 		return struct{}{}, nil
 	})
@@ -282,6 +284,8 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 			return struct{}{}, status.Errorf(codes.Internal, "NodeUnpublishVolume %s: remove target %s: %v", id, target, err)
 		}
 		d.pubs.remove(id, target)
+		d.sizes.remove(target)
+		d.walker.Forget(target)
 		klog.InfoS("Volume unpublished", "volumeID", id, "target", target)
 		return struct{}{}, nil
 	})
@@ -315,6 +319,8 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "NodeGetVolumeStats %s: %s", id, statProblem(mp.Source, path, err))
 	}
+	u, source := d.volumeUsage(ctx, path, u)
+	klog.V(4).InfoS("Volume stats", "volumeID", id, "path", path, "source", source, "usedBytes", u.UsedBytes, "totalBytes", u.TotalBytes)
 	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
 		{Unit: csi.VolumeUsage_BYTES, Total: u.TotalBytes, Available: u.AvailableBytes, Used: u.UsedBytes},
 		{Unit: csi.VolumeUsage_INODES, Total: u.TotalInodes, Available: u.FreeInodes, Used: u.UsedInodes},

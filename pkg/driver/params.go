@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -23,13 +24,25 @@ const (
 	// so that its StorageClasses carry over; its ${.PVC.namespace} and
 	// ${.PVC.name} work in either.
 	ParamPathPattern = "pathPattern"
+	// ParamCapacity is "enforced" (a project quota set by the quota agent
+	// on the NFS server) or "recorded" (the default: the size is only
+	// remembered, as NFS subdirectories have no size of their own).
+	ParamCapacity = "capacity"
+	// ParamQuotaAgent is host:port of the quota agent (nfs-csi agent).
+	ParamQuotaAgent = "quotaAgent"
 
 	// csiParamPrefix marks parameters the external-provisioner adds or
 	// consumes itself; they are not the admin's to get wrong.
 	csiParamPrefix = "csi.storage.k8s.io/"
 )
 
-var knownParams = []string{ParamServer, ParamShare, ParamSubDir, ParamOnDelete, ParamArchiveOnDelete, ParamMountPermissions, ParamMountOptions, ParamAdoptExisting, ParamPathPattern}
+var knownParams = []string{ParamServer, ParamShare, ParamSubDir, ParamOnDelete, ParamArchiveOnDelete, ParamMountPermissions, ParamMountOptions, ParamAdoptExisting, ParamPathPattern, ParamCapacity, ParamQuotaAgent}
+
+// The values of ParamCapacity.
+const (
+	CapacityRecorded = "recorded"
+	CapacityEnforced = "enforced"
+)
 
 // createParams is a validated CreateVolume parameter set.
 type createParams struct {
@@ -43,13 +56,16 @@ type createParams struct {
 	// AdoptExisting lets a new volume take over a directory that exists with
 	// no record, data included.
 	AdoptExisting bool
+	// QuotaAgent is the agent that enforces the capacity; empty when the
+	// class does not ask for enforcement.
+	QuotaAgent string
 }
 
 // parseCreateParams validates the StorageClass parameters. Every error names
 // the parameter and says what is expected.
 func parseCreateParams(params map[string]string) (createParams, error) {
 	p := createParams{OnDelete: nfs.OnDeleteDelete, TemplateValues: map[string]string{}}
-	var onDelete, archiveOnDelete string
+	var onDelete, archiveOnDelete, capacity string
 	var haveOnDelete, haveArchive bool
 	var subDirKey string
 	seen := map[string]string{}
@@ -95,6 +111,10 @@ func parseCreateParams(params map[string]string) (createParams, error) {
 			default:
 				return p, fmt.Errorf("parameter %s is %q; want \"true\" (hand an existing directory that no volume record claims, data included, to the new volume) or \"false\"", ParamAdoptExisting, value)
 			}
+		case ParamCapacity:
+			capacity = strings.ToLower(strings.TrimSpace(value))
+		case ParamQuotaAgent:
+			p.QuotaAgent = strings.TrimSpace(value)
 		case ParamMountOptions:
 			opts, err := nfs.ParseMountOptions(value)
 			if err != nil {
@@ -116,6 +136,9 @@ func parseCreateParams(params map[string]string) (createParams, error) {
 	}
 	if err := nfs.ValidateShare(p.Share); err != nil {
 		return p, fmt.Errorf("parameter %s: %w", ParamShare, err)
+	}
+	if err := p.parseCapacity(capacity); err != nil {
+		return p, err
 	}
 	if haveOnDelete {
 		policy, err := nfs.ParseOnDelete(onDelete)
@@ -140,6 +163,35 @@ func parseCreateParams(params map[string]string) (createParams, error) {
 		p.OnDelete = fromArchive
 	}
 	return p, nil
+}
+
+// parseCapacity checks the capacity and quotaAgent parameters together: an
+// agent without enforcement, or enforcement without an agent, is a mistake
+// the admin should hear about, not a class that silently does not enforce.
+func (p *createParams) parseCapacity(capacity string) error {
+	switch capacity {
+	case "", CapacityRecorded:
+		if p.QuotaAgent != "" {
+			return fmt.Errorf("parameter %s is set but %s is not %q; set %s: %s to enforce the capacity, or remove %s", ParamQuotaAgent, ParamCapacity, CapacityEnforced, ParamCapacity, CapacityEnforced, ParamQuotaAgent)
+		}
+		return nil
+	case CapacityEnforced:
+		if p.QuotaAgent == "" {
+			return fmt.Errorf("parameter %s: %s needs %s, the host:port of the nfs-csi agent on the NFS server (docs/capacity.md)", ParamCapacity, CapacityEnforced, ParamQuotaAgent)
+		}
+		host, port, err := net.SplitHostPort(p.QuotaAgent)
+		if err == nil && port == "" {
+			err = fmt.Errorf("no port")
+		}
+		if err == nil {
+			err = nfs.ValidateServer(host)
+		}
+		if err != nil {
+			return fmt.Errorf("parameter %s is %q; want host:port of the nfs-csi agent, such as nfs.example.internal:9820: %v", ParamQuotaAgent, p.QuotaAgent, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("parameter %s is %q; want %q (a project quota on the server holds the volume to its size) or %q (the size is only recorded)", ParamCapacity, capacity, CapacityEnforced, CapacityRecorded)
 }
 
 func canonicalParam(key string) string {

@@ -59,6 +59,12 @@ type Record struct {
 	// is at that key), and records of earlier drivers have a "name-" entry
 	// instead, or none.
 	NameEntry bool `json:"nameEntry,omitempty"`
+	// QuotaAgent is host:port of the quota agent that enforces
+	// CapacityBytes as a project quota (StorageClass capacity: enforced);
+	// empty when the capacity is only recorded. DeleteVolume and
+	// ControllerExpandVolume, which get no StorageClass parameters, read it
+	// here. The project ID is the agent's, kept on the server's file system.
+	QuotaAgent string `json:"quotaAgent,omitempty"`
 }
 
 // Claim is "namespace/name" of the record's PVC, or empty when unknown.
@@ -215,7 +221,7 @@ func encodeRecord(subDir string, rec Record) (string, error) {
 func longestField(rec *Record) *string {
 	var longest *string
 	longestLen := len(hashField("")) + 2
-	for _, f := range []*string{&rec.VolumeID, &rec.Name, &rec.ClusterID, &rec.ClaimNamespace, &rec.ClaimName} {
+	for _, f := range []*string{&rec.VolumeID, &rec.Name, &rec.ClusterID, &rec.ClaimNamespace, &rec.ClaimName} { // never QuotaAgent: it is dialled
 		if strings.HasPrefix(*f, hashedPrefix) {
 			continue
 		}

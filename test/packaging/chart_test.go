@@ -55,7 +55,7 @@ func TestHelmTemplateDecodesStrictly(t *testing.T) {
 		o                        opts
 		objects                  int
 	}{
-		{"default values", "nfs-csi", "kube-system", opts{}, 15},
+		{"default values", "nfs-csi", "kube-system", opts{}, 17},
 		{"full values", "r1", "storage", opts{files: []string{fullValues}}, 0},
 		{"attachRequired=false", "nfs-csi", "default", opts{set: []string{"csiDriver.attachRequired=false"}}, 0},
 		{"clusterID=abc", "nfs-csi", "kube-system", opts{set: []string{"clusterID=abc"}}, 0},

@@ -367,3 +367,19 @@ func TestDefaultSnapshotter(t *testing.T) {
 		t.Errorf("default values render %d VolumeSnapshotClasses, want none", n)
 	}
 }
+
+// TestDefaultResizer: the csi-resizer sidecar runs by default (expansion
+// raises enforced quotas and records other sizes), with leader election and
+// its pinned image.
+func TestDefaultResizer(t *testing.T) {
+	r := defaultRender(t)
+	spec := get[*appsv1.Deployment](t, r, "Deployment", "nfs-csi-controller").Spec.Template.Spec
+	rs := container(t, spec, "csi-resizer")
+	wantArg(t, rs, "--leader-election")
+	if want := "registry.k8s.io/sig-storage/csi-resizer:v2.3.0"; rs.Image != want {
+		t.Errorf("csi-resizer image %s, want %s", rs.Image, want)
+	}
+	if !r.has("ClusterRole", "nfs-csi-resizer") || !r.has("ClusterRoleBinding", "nfs-csi-resizer") {
+		t.Errorf("no nfs-csi-resizer ClusterRole and binding: %s", r.names())
+	}
+}

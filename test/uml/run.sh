@@ -55,7 +55,8 @@ done
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
 need="linux.uml:user-mode-linux rpc.nfsd:nfs-kernel-server exportfs:nfs-kernel-server
 rpc.mountd:nfs-kernel-server mount.nfs:nfs-common rpc.statd:nfs-common rpcbind:rpcbind
-rpcinfo:rpcbind modprobe:kmod ip:iproute2 unshare:util-linux timeout:coreutils"
+rpcinfo:rpcbind modprobe:kmod ip:iproute2 unshare:util-linux timeout:coreutils
+mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs losetup:mount setpriv:util-linux"
 missing=()
 for n in $need; do
 	if ! command -v "${n%%:*}" >/dev/null 2>&1; then

@@ -1,0 +1,176 @@
+//go:build uml
+
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/example/nfs-csi/pkg/agent"
+	"github.com/example/nfs-csi/pkg/driver"
+)
+
+// agentSecrets is what the StorageClass's provisioner and controller-expand
+// secrets hold for the agent: a client certificate its CA signed.
+func agentSecrets(t *testing.T, a *runningAgent) map[string]string {
+	t.Helper()
+	pair, err := a.pki.Client("nfs-csi-controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{driver.SecretAgentCert: string(pair.CertPEM), driver.SecretAgentKey: string(pair.KeyPEM), driver.SecretAgentCA: string(a.pki.CAPEM)}
+}
+
+// volumeStats calls NodeGetVolumeStats as the kubelet does and returns the
+// bytes usage and the source header.
+func (e *env) volumeStats(id, target string) (*csi.VolumeUsage, string) {
+	e.t.Helper()
+	var md metadata.MD
+	resp, err := e.node.NodeGetVolumeStats(e.ctx(), &csi.NodeGetVolumeStatsRequest{VolumeId: id, VolumePath: target}, grpc.Header(&md))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var src string
+	if v := md.Get(driver.UsageSourceHeader); len(v) > 0 {
+		src = v[0]
+	}
+	for _, u := range resp.GetUsage() {
+		if u.GetUnit() == csi.VolumeUsage_BYTES {
+			return u, src
+		}
+	}
+	e.t.Fatalf("no BYTES usage in %v", resp)
+	return nil, ""
+}
+
+// openToNobody lets the unprivileged writer reach a target: the test's
+// directories are 0700 and the driver makes the target's parents 0750.
+func openToNobody(t *testing.T, e *env, target string) {
+	t.Helper()
+	for p := filepath.Dir(target); strings.HasPrefix(p, e.dir); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestEnforcedVolumeThroughTheDriver is the whole path on a real XFS export
+// over NFSv4.2: a class with capacity: enforced gets a volume whose mount
+// shows its size and stops writes past it, expands online, reports its own
+// usage beside an unenforced neighbour, and gives its project ID back when
+// deleted; with the agent stopped, CreateVolume fails with a retryable
+// code naming it and creates nothing.
+func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
+	q, a, _, _ := quotaBed(t, "xfs")
+	e := startDriver(t, nfsVersion{"nfs4.2", "4.2", q.v4Share})
+	secrets := agentSecrets(t, a)
+	enforced := e.params(map[string]string{driver.ParamCapacity: driver.CapacityEnforced, driver.ParamQuotaAgent: a.addr, "mountPermissions": "0777"})
+	createReq := func(name string, size int64, params map[string]string) *csi.CreateVolumeRequest {
+		return &csi.CreateVolumeRequest{Name: name, Parameters: params, Secrets: secrets,
+			CapacityRange: &csi.CapacityRange{RequiredBytes: size}, VolumeCapabilities: []*csi.VolumeCapability{rwo}}
+	}
+	resp, err := e.ctrl.CreateVolume(e.ctx(), createReq("pvc-enforced", 32*mib, enforced))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := resp.GetVolume()
+	target := e.target("enforced")
+	e.publish(vol, target, rwo, false)
+	openToNobody(t, e, target)
+	if got := statfsTotal(t, target); got != 32*mib {
+		t.Errorf("df of the published volume: %d bytes, want its 32 MiB", got)
+	}
+	if u, src := e.volumeStats(vol.GetVolumeId(), target); u.GetTotal() != 32*mib || src != "quota" {
+		t.Errorf("NodeGetVolumeStats = %v from %q, want a total of 32 MiB from the quota", u, src)
+	}
+	if out, err := writeAsNobody(filepath.Join(target, "big"), 48); err == nil || !strings.Contains(out, quotaWriteError["xfs"]) {
+		t.Fatalf("writing 48 MiB into the 32 MiB volume: %v\n%s", err, out)
+	}
+
+	exp, err := e.ctrl.ControllerExpandVolume(e.ctx(), &csi.ControllerExpandVolumeRequest{
+		VolumeId: vol.GetVolumeId(), CapacityRange: &csi.CapacityRange{RequiredBytes: 64 * mib}, Secrets: secrets, VolumeCapability: rwo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exp.GetCapacityBytes() != 64*mib || exp.GetNodeExpansionRequired() {
+		t.Errorf("ControllerExpandVolume = %v, want 64 MiB and no node expansion", exp)
+	}
+	if got := statfsTotal(t, target); got != 64*mib {
+		t.Errorf("df after the expansion: %d bytes, want 64 MiB without a remount", got)
+	}
+	if out, err := writeAsNobody(filepath.Join(target, "more"), 16); err != nil {
+		t.Errorf("writing 16 MiB after the expansion: %v\n%s", err, out)
+	}
+
+	// A neighbour without enforcement reports its own usage from the walk.
+	presp, err := e.ctrl.CreateVolume(e.ctx(), createReq("pvc-plain", 16*mib, e.params(map[string]string{"mountPermissions": "0777"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := presp.GetVolume()
+	ptarget := e.target("plain")
+	e.publish(plain, ptarget, rwo, false)
+	openToNobody(t, e, ptarget)
+	if out, err := writeAsNobody(filepath.Join(ptarget, "small"), 1); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		u, src := e.volumeStats(plain.GetVolumeId(), ptarget)
+		if src == "walk" {
+			if u.GetUsed() < mib || u.GetUsed() > 2*mib || u.GetTotal() != 16*mib {
+				t.Errorf("the unenforced volume's stats: %v, want about 1 MiB used of its 16 MiB, not its neighbour's 48", u)
+			}
+			break
+		}
+		if src != "share" || time.Now().After(deadline) {
+			t.Fatalf("stats source %q (usage %v), want \"share\" until the walk ends, then \"walk\"", src, u)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	id, _, err := agent.ProjectOf(filepath.Join(q.dir, "pvc-enforced"))
+	if err != nil || id == 0 {
+		t.Fatalf("the enforced volume's directory has project %d (%v)", id, err)
+	}
+	e.unpublish(vol.GetVolumeId(), target)
+	e.unpublish(plain.GetVolumeId(), ptarget)
+	for _, v := range []*csi.Volume{vol, plain} {
+		if _, err := e.ctrl.DeleteVolume(e.ctx(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId(), Secrets: secrets}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if qt, err := agent.QuotaOf(q.dir, id); err != nil || qt.LimitBytes != 0 {
+		t.Errorf("after DeleteVolume project %d has %+v (%v), want no limit", id, qt, err)
+	}
+	if entries, err := os.ReadDir(filepath.Join(q.dir, agent.ProjectDir)); err != nil || len(entries) != 0 {
+		t.Errorf("project IDs still assigned after DeleteVolume: %v (%v)", entries, err)
+	}
+
+	a.stop(t)
+	before := treeSnapshot(t, q.dir)
+	_, err = e.ctrl.CreateVolume(e.ctx(), createReq("pvc-later", 8*mib, enforced))
+	wantCode(t, err, codes.Unavailable)
+	if !strings.Contains(err.Error(), a.addr) {
+		t.Errorf("the error %v does not name the agent %s", err, a.addr)
+	}
+	if after := treeSnapshot(t, q.dir); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("CreateVolume with the agent stopped changed the export:\n%v\n%v", before, after)
+	}
+	a.start(t)
+	resp, err = e.ctrl.CreateVolume(e.ctx(), createReq("pvc-later", 8*mib, enforced))
+	if err != nil {
+		t.Fatalf("CreateVolume once the agent is back: %v", err)
+	}
+	if _, err := e.ctrl.DeleteVolume(e.ctx(), &csi.DeleteVolumeRequest{VolumeId: resp.GetVolume().GetVolumeId(), Secrets: secrets}); err != nil {
+		t.Fatal(err)
+	}
+}
