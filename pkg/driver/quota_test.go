@@ -312,3 +312,39 @@ func TestGetCapacity(t *testing.T) {
 	_, err = e.d.GetCapacity(context.Background(), &csi.GetCapacityRequest{Parameters: map[string]string{"server": testServer}})
 	wantCode(t, err, codes.InvalidArgument)
 }
+
+// Regression: a restore or a clone in an enforcing class used to be made
+// and filled with no project quota at all (the content-source path returned
+// before the limit was set), an unenforced volume that the class promised
+// to enforce.
+func TestEnforcedRestoreAndCloneGetTheirLimit(t *testing.T) {
+	e := newEnv(t)
+	b := startQuotaAgent(t, e, "")
+	ctx := context.Background()
+	src, err := e.d.CreateVolume(ctx, enforcedReq("src", b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.writeExport(t, "src/data.txt", "data")
+	snap, err := e.d.CreateSnapshot(ctx, snapReq("snap-1", src.GetVolume().GetVolumeId()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, from := range map[string]*csi.VolumeContentSource{
+		"restored": fromSnapshot(snap.GetSnapshot().GetSnapshotId()),
+		"cloned":   fromVolume(src.GetVolume().GetVolumeId()),
+	} {
+		req := enforcedReq(name, b)
+		req.VolumeContentSource = from
+		if _, err := e.d.CreateVolume(ctx, req); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		id := b.quotas.ProjectOf(e.exportPath(name))
+		if id == 0 || b.quotas.Limits[id] != gib {
+			t.Errorf("%s: project %d with limit %d, want a project with 1 GiB", name, id, b.quotas.Limits[id])
+		}
+		if got := e.read(t, name+"/data.txt"); got != "data" {
+			t.Errorf("%s: data %q", name, got)
+		}
+	}
+}
