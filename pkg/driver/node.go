@@ -217,6 +217,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 		d.pubs.add(id, target, mode)
 		d.sizes.set(target, req.GetVolumeContext())
+		d.walker.Forget(target) // a fresh mount: no figure or stop of an earlier one applies
 		klog.InfoS("Volume published", "volumeID", id, "source", source, "target", target, "readonly", readOnly, "options", opts)
 		return struct{}{}, nil
 	})
@@ -251,6 +252,10 @@ func (d *Driver) unmountStatus(rpc, id, target string, err error) error {
 	return status.Errorf(codes.Internal, "%s %s: unmount %s: %v", rpc, id, target, err)
 }
 
+// walkStopWait bounds how long NodeUnpublishVolume waits for a usage walk
+// of the target to end; a walk stuck on a dead server is not waited for.
+const walkStopWait = 5 * time.Second
+
 // NodeUnpublishVolume unmounts the target and removes it. It returns in
 // bounded time even when the server is gone (the unmount escalates to forced
 // and lazy), so pods do not hang in Terminating. A busy mount on a server
@@ -264,6 +269,12 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 		return nil, status.Errorf(codes.InvalidArgument, "NodeUnpublishVolume %s: target path is required", id)
 	}
 	_, err := runLocked(d, ctx, id, func(ctx context.Context) (struct{}, error) {
+		// A background usage walk holds directories of the mount open: end
+		// it first, or the unmount finds the mount busy.
+		d.walker.Stop(target, walkStopWait)
+		// Walks may start again once this call is over: after a failed
+		// unmount the volume is still published and its stats still wanted.
+		defer d.walker.Forget(target)
 		// Stacked mounts (a retried publish racing a crash) come off one by one.
 		for range 5 {
 			_, mounted, err := nfs.FindMount(d.mounter, target)
@@ -285,7 +296,6 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 		}
 		d.pubs.remove(id, target)
 		d.sizes.remove(target)
-		d.walker.Forget(target)
 		klog.InfoS("Volume unpublished", "volumeID", id, "target", target)
 		return struct{}{}, nil
 	})

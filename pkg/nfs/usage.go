@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,7 +39,7 @@ type UsageWalker struct {
 	mu      sync.Mutex
 	entries map[string]*walkEntry
 	// walk is walkDir; tests replace it.
-	walk func(path string, max int64) DirUsage
+	walk func(path string, max int64, stop func() bool) DirUsage
 }
 
 type walkEntry struct {
@@ -46,6 +47,11 @@ type walkEntry struct {
 	have    bool
 	running bool
 	gen     int // bumped by Forget, so a walk that ends after it is dropped
+	// stopped is set by Stop: no walk starts again until Forget.
+	stopped bool
+	// cancel asks the running walk to stop; done is closed when it has.
+	cancel atomic.Bool
+	done   chan struct{}
 }
 
 // Default walk settings: a volume is counted again every 5 minutes, two at
@@ -86,26 +92,63 @@ func (w *UsageWalker) Get(path string, now time.Time) (DirUsage, bool) {
 		e = &walkEntry{}
 		w.entries[path] = e
 	}
-	if !e.running && (!e.have || now.Sub(e.last.At) >= w.Interval) {
+	if !e.running && !e.stopped && (!e.have || now.Sub(e.last.At) >= w.Interval) {
 		e.running = true
-		go w.run(path, e, e.gen)
+		e.cancel.Store(false)
+		e.done = make(chan struct{})
+		go w.run(path, e, e.gen, e.done)
 	}
 	return e.last, e.have
 }
 
-func (w *UsageWalker) run(path string, e *walkEntry, gen int) {
+func (w *UsageWalker) run(path string, e *walkEntry, gen int, done chan struct{}) {
+	defer close(done)
 	w.slots <- struct{}{}
-	u := w.walk(path, w.MaxEntries)
+	var u DirUsage
+	if !e.cancel.Load() {
+		u = w.walk(path, w.MaxEntries, e.cancel.Load)
+	}
 	<-w.slots
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e.running = false
-	if e.gen == gen && w.entries[path] == e {
+	if e.gen == gen && w.entries[path] == e && !e.cancel.Load() {
 		e.last, e.have = u, true
 	}
 }
 
-// Forget drops what is known about path (its volume was unpublished).
+// Stop ends the walk of path, if one runs, and starts none again until
+// Forget. NodeUnpublishVolume calls it before the unmount: a walk holds
+// directories of the mount open, and the unmount would find the mount busy.
+// It waits for the walk to end, up to wait; a walk stuck on a server that
+// does not answer is left behind (the unmount then escalates as for any
+// dead server).
+func (w *UsageWalker) Stop(path string, wait time.Duration) {
+	w.init()
+	w.mu.Lock()
+	e := w.entries[path]
+	if e == nil {
+		e = &walkEntry{}
+		w.entries[path] = e
+	}
+	e.stopped = true
+	e.cancel.Store(true)
+	done := e.done
+	running := e.running
+	w.mu.Unlock()
+	if !running || done == nil {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// Forget drops what is known about path (its volume was unpublished, or is
+// published afresh), and lifts a Stop.
 func (w *UsageWalker) Forget(path string) {
 	w.init()
 	w.mu.Lock()
@@ -118,7 +161,7 @@ func (w *UsageWalker) Forget(path string) {
 
 // walkDir counts the tree below path without following symlinks and
 // without crossing into other file systems.
-func walkDir(path string, max int64) DirUsage {
+func walkDir(path string, max int64, stop func() bool) DirUsage {
 	var u DirUsage
 	var root unix.Stat_t
 	if err := unix.Lstat(path, &root); err != nil {
@@ -127,6 +170,10 @@ func walkDir(path string, max int64) DirUsage {
 	seen := map[[2]uint64]bool{}
 	var visit func(dir string) bool
 	visit = func(dir string) bool {
+		if stop() {
+			u.Partial = true
+			return false
+		}
 		f, err := os.Open(dir)
 		if err != nil {
 			u.Partial = true
@@ -136,7 +183,7 @@ func walkDir(path string, max int64) DirUsage {
 		for {
 			names, err := f.Readdirnames(512)
 			for _, n := range names {
-				if u.Inodes >= max {
+				if u.Inodes >= max || stop() {
 					u.Partial = true
 					return false
 				}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,7 +36,7 @@ func TestWalkDirCountsTheVolumeOnly(t *testing.T) {
 	if err := os.Symlink(outside, vol+"/escape"); err != nil {
 		t.Fatal(err)
 	}
-	u := walkDir(vol, 1000)
+	u := walkDir(vol, 1000, func() bool { return false })
 	// a, a/b, f1, a/f2, a/b/f3, a/b/f2-link, escape
 	if u.Inodes != 7 || u.Partial {
 		t.Errorf("walk counted %d entries (partial %v), want 7, complete", u.Inodes, u.Partial)
@@ -49,7 +50,7 @@ func TestWalkDirCountsTheVolumeOnly(t *testing.T) {
 	if u.Bytes+rootBlocks != du {
 		t.Errorf("walk counted %d bytes below the directory (+%d for itself), du -s says %d: the hard link is counted once and the symlink's target not at all", u.Bytes, rootBlocks, du)
 	}
-	if p := walkDir(vol, 3); !p.Partial || p.Inodes != 3 {
+	if p := walkDir(vol, 3, func() bool { return false }); !p.Partial || p.Inodes != 3 {
 		t.Errorf("a walk bounded to 3 entries = %+v, want 3 and partial", p)
 	}
 }
@@ -70,7 +71,7 @@ func TestUsageWalkerNeverWaits(t *testing.T) {
 	var mu sync.Mutex
 	walks := 0
 	w := &UsageWalker{Interval: time.Minute, MaxEntries: 10, Concurrency: 1}
-	w.walk = func(path string, max int64) DirUsage {
+	w.walk = func(path string, max int64, stop func() bool) DirUsage {
 		mu.Lock()
 		walks++
 		n := walks
@@ -118,4 +119,60 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Regression: a background walk held directories of the volume's mount open,
+// and NodeUnpublishVolume, which unmounted while it ran, found the mount busy
+// (csi-sanity's "Node Service should work" failed over NFSv4.1 with
+// FailedPrecondition "still in use"). Stop ends the walk, waits for it, and
+// starts none until Forget.
+func TestUsageWalkerStopEndsTheWalk(t *testing.T) {
+	vol := t.TempDir()
+	for i := 0; i < 50; i++ {
+		if err := os.MkdirAll(filepath.Join(vol, "d", strconv.Itoa(i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inWalk := make(chan struct{})
+	var once sync.Once
+	var stoppedEarly atomic.Bool
+	w := &UsageWalker{Interval: time.Minute, MaxEntries: 1000, Concurrency: 1}
+	w.walk = func(path string, max int64, stop func() bool) DirUsage {
+		first := false
+		once.Do(func() { first = true; close(inWalk) })
+		for first && !stop() {
+			time.Sleep(time.Millisecond) // a slow server: only stop() ends it
+		}
+		if first {
+			stoppedEarly.Store(true)
+		}
+		return walkDir(path, max, stop)
+	}
+	w.Get(vol, time.Now())
+	<-inWalk
+	w.Stop(vol, 5*time.Second)
+	if !stoppedEarly.Load() {
+		t.Fatal("Stop returned before the walk saw it")
+	}
+	w.mu.Lock()
+	running := w.entries[vol].running
+	w.mu.Unlock()
+	if running {
+		t.Fatal("Stop returned while the walk still ran")
+	}
+	w.Get(vol, time.Now().Add(time.Hour))
+	w.mu.Lock()
+	running = w.entries[vol].running
+	w.mu.Unlock()
+	if running {
+		t.Error("a Get after Stop started a walk of a mount about to be unmounted")
+	}
+	if u := walkDir(vol, 1000, func() bool { return true }); !u.Partial || u.Inodes != 0 {
+		t.Errorf("walkDir with stop set counted %+v, want nothing and Partial", u)
+	}
+	w.Forget(vol)
+	if _, ok := w.Get(vol, time.Now()); ok {
+		t.Error("Forget kept a figure")
+	}
+	waitFor(t, func() bool { _, ok := w.Get(vol, time.Now()); return ok })
 }
