@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,5 +327,38 @@ func (n *RealNode) WaitReady(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("node %s not Ready (%s): %w\n%s", n.Name, last, err, n.Kubelet.Tail(30))
 	}
-	return nil
+	return n.untaintNotReady(ctx)
+}
+
+// untaintNotReady removes the node.kubernetes.io/not-ready taint from a
+// Ready Node, as the node-lifecycle controller does. The apiserver's
+// TaintNodesByCondition admission plugin puts that taint on every new Node,
+// and the bed runs no node-lifecycle controller (the control-plane bed's
+// stand-in nodes post no status, and it would evict their pods): the chart's
+// controller pods, which tolerate no taint, stayed Pending with "1 node(s)
+// had untolerated taint(s)" on the first real-node run.
+func (n *RealNode) untaintNotReady(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		node, err := n.Cluster.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		var kept []corev1.Taint
+		for _, t := range node.Spec.Taints {
+			if t.Key != corev1.TaintNodeNotReady {
+				kept = append(kept, t)
+			}
+		}
+		if len(kept) == len(node.Spec.Taints) {
+			return nil
+		}
+		node.Spec.Taints = kept
+		_, err = n.Cluster.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsConflict(err) || attempt == 10 {
+			return fmt.Errorf("node %s: remove the %s taint: %w", n.Name, corev1.TaintNodeNotReady, err)
+		}
+	}
 }
