@@ -45,7 +45,8 @@ func FuzzDecodeRequest(f *testing.F) {
 			return
 		}
 		full := path.Join("/root-of-share", req.SubDir)
-		if !strings.HasPrefix(full, "/root-of-share/") || strings.HasPrefix(full, "/root-of-share/"+nfs.MetadataDirName) {
+		meta := "/root-of-share/" + nfs.MetadataDirName
+		if !strings.HasPrefix(full, "/root-of-share/") || full == meta || strings.HasPrefix(full, meta+"/") {
 			t.Fatalf("accepted subDir %q resolves to %s, not strictly below the share and outside its metadata", req.SubDir, full)
 		}
 		if req.VolumeID == "" {
