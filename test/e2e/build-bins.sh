@@ -21,12 +21,15 @@ PROVISIONER_VERSION=v6.3.0
 ATTACHER_VERSION=v4.13.0
 REGISTRAR_VERSION=v2.17.0
 LIVENESSPROBE_VERSION=v2.19.0
+RESIZER_VERSION=v2.3.0
 SNAPSHOTTER_VERSION=v8.7.0
 
 ETCD_MODULE=go.etcd.io/etcd/server/v3
 KUBE_MODULE=k8s.io/kubernetes
 PROVISIONER_MODULE=github.com/kubernetes-csi/external-provisioner/v6
 ATTACHER_MODULE=github.com/kubernetes-csi/external-attacher/v4
+# The proxy serves external-resizer only under its /v2 path (v2.2.0 and up).
+RESIZER_MODULE=github.com/kubernetes-csi/external-resizer/v2
 # csi-snapshotter and snapshot-controller; the snapshot CRDs are in its
 # client module, github.com/kubernetes-csi/external-snapshotter/client/v8.
 SNAPSHOTTER_MODULE=github.com/kubernetes-csi/external-snapshotter/v8
@@ -78,6 +81,7 @@ all_cached() {
 	for b in "${KUBE_BINS[@]}"; do cached "$b" "$KUBE_VERSION" "$b" || return 1; done
 	cached csi-provisioner "$PROVISIONER_VERSION" csi-provisioner &&
 		cached csi-attacher "$ATTACHER_VERSION" csi-attacher &&
+		cached csi-resizer "$RESIZER_VERSION" csi-resizer &&
 		cached node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar &&
 		cached livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe || return 1
 	[[ -z $E2E_TEST ]] || { cached e2e.test "$KUBE_VERSION" e2e.test && cached agnhost "$KUBE_VERSION" agnhost; }
@@ -276,8 +280,6 @@ build_e2e_test() {
 	say "e2e.test, agnhost $v: done in $((SECONDS - t0))s"
 }
 
-# build_sidecar COMPONENT MODULE VERSION: build ./cmd/COMPONENT in a writable
-# copy of the module, so that its own go.mod and go.sum apply.
 # build_sidecar COMPONENT MODULE VERSION [PREP...]: build ./cmd/COMPONENT in a
 # writable copy of the module, so that its own go.mod and go.sum apply; PREP,
 # when given, runs in the copy first.
@@ -329,6 +331,7 @@ cached etcd $ETCD_VERSION etcd || not_cached+=(etcd)
 for b in "${KUBE_BINS[@]}"; do cached "$b" $KUBE_VERSION "$b" || not_cached+=("$b"); done
 cached csi-provisioner $PROVISIONER_VERSION csi-provisioner || not_cached+=(csi-provisioner)
 cached csi-attacher $ATTACHER_VERSION csi-attacher || not_cached+=(csi-attacher)
+cached csi-resizer $RESIZER_VERSION csi-resizer || not_cached+=(csi-resizer)
 if [[ ${E2E_SNAPSHOTTER:-0} == 1 ]]; then
 	cached csi-snapshotter $SNAPSHOTTER_VERSION csi-snapshotter || not_cached+=(csi-snapshotter)
 	cached snapshot-controller $SNAPSHOTTER_VERSION snapshot-controller || not_cached+=(snapshot-controller)
@@ -347,6 +350,7 @@ build_etcd
 build_kube
 build_sidecar csi-provisioner "$PROVISIONER_MODULE" "$PROVISIONER_VERSION"
 build_sidecar csi-attacher "$ATTACHER_MODULE" "$ATTACHER_VERSION"
+build_sidecar csi-resizer "$RESIZER_MODULE" "$RESIZER_VERSION"
 # external-snapshotter's go.mod replaces its client module with ./client,
 # which is a module of its own and not in the main module's zip: point the
 # replacement at the client module of the same version instead.
@@ -378,6 +382,7 @@ echo "$apiserver_version"
 "$B/kubelet-$KUBE_VERSION/kubelet" --version
 "$B/csi-provisioner-$PROVISIONER_VERSION/csi-provisioner" --version
 "$B/csi-attacher-$ATTACHER_VERSION/csi-attacher" --version
+"$B/csi-resizer-$RESIZER_VERSION/csi-resizer" --version
 if [[ ${E2E_SNAPSHOTTER:-0} == 1 ]]; then
 	"$B/csi-snapshotter-$SNAPSHOTTER_VERSION/csi-snapshotter" --version
 	"$B/snapshot-controller-$SNAPSHOTTER_VERSION/snapshot-controller" --version

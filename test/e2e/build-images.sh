@@ -9,7 +9,8 @@
 # chart's defaults (and containerd's sandbox_image) give it:
 #   - the driver: hack/image.sh with podman, from the repository's Dockerfile,
 #     tagged with the chart's appVersion;
-#   - csi-provisioner, csi-attacher, node-driver-registrar, livenessprobe:
+#   - csi-provisioner, csi-attacher, csi-resizer, node-driver-registrar,
+#     livenessprobe:
 #     FROM scratch around the binary test/e2e/build-bins.sh cached (run it
 #     first), with the entrypoint of the upstream image;
 #   - registry.k8s.io/pause:3.6: FROM scratch around test/e2e/images/pause;
@@ -79,6 +80,9 @@ add "registry.k8s.io/sig-storage/csi-provisioner:$v" \
 v=$(version ATTACHER_VERSION)
 add "registry.k8s.io/sig-storage/csi-attacher:$v" \
 	"$(scratch_image "registry.k8s.io/sig-storage/csi-attacher:$v" "$bins/csi-attacher-$v/csi-attacher")"
+v=$(version RESIZER_VERSION)
+add "registry.k8s.io/sig-storage/csi-resizer:$v" \
+	"$(scratch_image "registry.k8s.io/sig-storage/csi-resizer:$v" "$bins/csi-resizer-$v/csi-resizer")"
 v=$(version REGISTRAR_VERSION)
 add "registry.k8s.io/sig-storage/csi-node-driver-registrar:$v" \
 	"$(scratch_image "registry.k8s.io/sig-storage/csi-node-driver-registrar:$v" "$bins/node-driver-registrar-$v/csi-node-driver-registrar")"
