@@ -13,7 +13,8 @@
 # then stages the tree for the guest (hack/uml-stage.sh: UML_ROOT,
 # UML_RESULTS_DIR) and exports E2E_BIN_ROOT, the binary cache, adding it to
 # UML_PASS_ENV; in the guest, hack/e2e-env.sh turns it into the E2E_* paths.
-# NAME prefixes its messages. Returns non-zero when a step fails. The caller
+# NAME prefixes its messages; E2E_STAGE_NAME, when set, names the staging
+# directory (hack/uml-stage.sh). Returns non-zero when a step fails. The caller
 # runs nfs_csi::cleanup (hack/tools.sh) at exit, for helm's temporary home.
 nfs_csi::e2e_artifacts() {
 	local root=$1 name=$2 bins
@@ -43,7 +44,7 @@ nfs_csi::e2e_artifacts() {
 
 	# shellcheck source=hack/uml-stage.sh
 	source "$root/hack/uml-stage.sh" || return 1
-	nfs_csi::uml_stage "$root" || return 1
+	nfs_csi::uml_stage "$root" "${E2E_STAGE_NAME:-}" || return 1
 	export E2E_BIN_ROOT=$bins
 	export UML_PASS_ENV="E2E_BIN_ROOT ${UML_PASS_ENV-}"
 }

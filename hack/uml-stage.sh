@@ -4,12 +4,15 @@
 # is invisible inside it. Then the built tree is copied to a staging
 # directory under /var/tmp, keyed by the checkout's path, and UML_ROOT names
 # it; otherwise UML_ROOT is the checkout itself. Call after building.
-#   source hack/uml-stage.sh; nfs_csi::uml_stage "$root"; ... "$UML_ROOT/bin/nfs-csi"
+# NAME, when given, names a staging directory of its own: a run that goes on
+# in the background (make test's e2e-node) keeps its copy while the next
+# step stages again.
+#   source hack/uml-stage.sh; nfs_csi::uml_stage "$root" [NAME]; ... "$UML_ROOT/bin/nfs-csi"
 nfs_csi::uml_stage() {
-	local root=$1 stage
+	local root=$1 name=${2:-} stage
 	case "$root" in
 	/tmp | /tmp/* | /run | /run/*)
-		stage=/var/tmp/nfs-csi-stage/$(printf '%s' "$root" | sha256sum | cut -c1-12)
+		stage=/var/tmp/nfs-csi-stage/$(printf '%s' "$root" | sha256sum | cut -c1-12)${name:+-$name}
 		rm -rf "$stage"
 		mkdir -p "$stage"
 		tar -C "$root" --exclude=./.git --exclude=./_output/uml -cf - . | tar -C "$stage" -xf -
