@@ -106,6 +106,7 @@ func (d *Driver) createFilledVolume(ctx context.Context, req *csi.CreateVolumeRe
 					errSourceTooLarge, c.kind(), c.id, size, r.GetRequiredBytes(), r.GetLimitBytes(), size)
 			}
 			want := rec
+			want.Filled = true
 			if want.CapacityBytes == 0 {
 				want.CapacityBytes = size
 			}

@@ -95,7 +95,8 @@ func TestSnapshotRestoreAndClone(t *testing.T) {
 	_, err = e.createFrom(t, "restored", fromVolume(src.VolumeId))
 	wantCode(t, err, codes.AlreadyExists)
 
-	if _, err := e.createFrom(t, "clone", fromVolume(src.VolumeId)); err != nil {
+	clone, err := e.createFrom(t, "clone", fromVolume(src.VolumeId))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := e.read(t, "clone/data.txt"); got != "after" {
@@ -113,7 +114,8 @@ func TestSnapshotRestoreAndClone(t *testing.T) {
 	if exists(e.exportPath("src")) {
 		t.Fatal("the source was not deleted")
 	}
-	if _, err := e.createFrom(t, "restored-2", fromSnapshot(snap.SnapshotId)); err != nil {
+	restored2, err := e.createFrom(t, "restored-2", fromSnapshot(snap.SnapshotId))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := e.read(t, "restored-2/data.txt"); got != "before" {
@@ -133,6 +135,23 @@ func TestSnapshotRestoreAndClone(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 	if exists(e.exportPath("restored-3")) {
 		t.Error("a restore from a deleted snapshot made a directory")
+	}
+
+	// Restores and clones take their fill markers with them: their records
+	// say they were filled, as an ordinary volume's delete no longer looks.
+	for _, v := range []*csi.CreateVolumeResponse{restored, restored2, clone} {
+		if _, err := e.d.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.GetVolume().GetVolumeId()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(e.exportPath(nfs.RecordDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, entry := range entries {
+		if strings.HasPrefix(entry.Name(), "fill-") {
+			t.Errorf("fill marker %s left in %s after the filled volumes were deleted", entry.Name(), nfs.RecordDir)
+		}
 	}
 }
 

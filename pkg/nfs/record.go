@@ -47,6 +47,12 @@ type Record struct {
 	// its directory and data stay, the volume is gone. Only a new volume of
 	// the same claim adopts the directory again.
 	Tombstone bool `json:"tombstone,omitempty"`
+	// Filled marks a volume made from a snapshot or another volume: it has a
+	// fill marker (fill.go), which goes with the record. An ordinary
+	// volume's delete does not look for one, which on NFS is a LOOKUP round
+	// trip every time (the records directory changes with every volume, so
+	// the client cannot trust a cached "no such file").
+	Filled bool `json:"filled,omitempty"`
 	// ClaimNamespace and ClaimName name the PVC the volume was created for
 	// (csi-provisioner's csi.storage.k8s.io/pvc/namespace and pvc/name
 	// parameters); empty when the provisioner did not pass them. A tombstone's

@@ -159,7 +159,7 @@ func TestSnapshotTakeRestoreDispose(t *testing.T) {
 	if _, err := BeginFill(sh, restored, "v1#delete#h#/s#other#"); !errors.Is(err, ErrFillConflict) {
 		t.Errorf("BeginFill from another source: %v, want ErrFillConflict", err)
 	}
-	if _, err := Provision(sh, restored, Record{Name: "restored", VolumeID: restored.ID()}, ProvisionOptions{Compatible: func(Record) error { return nil }}); err != nil {
+	if _, err := Provision(sh, restored, Record{Name: "restored", VolumeID: restored.ID(), Filled: true}, ProvisionOptions{Compatible: func(Record) error { return nil }}); err != nil {
 		t.Fatal(err)
 	}
 	perm := uint32(0o770)

@@ -400,8 +400,10 @@ func Dispose(sh *Share, vol Volume, clusterID string, now time.Time) (done Dispo
 	if err != nil {
 		return "", "", err
 	}
-	if err := removeFillMarker(recFd, vol.SubDir); err != nil {
-		return "", "", err
+	if rec.Filled {
+		if err := removeFillMarker(recFd, vol.SubDir); err != nil {
+			return "", "", err
+		}
 	}
 	if err := unmarkNested(recFd, vol.SubDir); err != nil {
 		return "", "", err
