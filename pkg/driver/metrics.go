@@ -45,6 +45,7 @@ type Metrics struct {
 	shareMounts   prometheus.Gauge
 	mountFailures *prometheus.CounterVec
 	publications  prometheus.Gauge
+	volumes       *volumeBytes
 }
 
 func newMetrics(driverName string) *Metrics {
@@ -74,9 +75,11 @@ func newMetrics(driverName string) *Metrics {
 			Name: "nfs_csi_node_publications",
 			Help: "Target paths this node plugin has published (mounted for a pod) and not yet unpublished, since the plugin started.",
 		}),
+		volumes: newVolumeBytes(),
 	}
 	m.registry.MustRegister(m.hung, m.hungTotal, m.shareMounts, m.mountFailures, m.publications,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry.MustRegister(m.volumes.collectors()...)
 	// Every failure class is served from the start, at zero, so that rate()
 	// and increase() see the first failure.
 	for _, kind := range []string{mountKindShare, mountKindPublish} {

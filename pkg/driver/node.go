@@ -288,6 +288,7 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 				return struct{}{}, d.unmountStatus("NodeUnpublishVolume", id, target, err)
 			}
 		}
+		d.metrics.volumes.forget(id, target)
 		if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
 			if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
 				return struct{}{}, status.Errorf(codes.FailedPrecondition, "NodeUnpublishVolume %s: target %s is not mounted but not empty; refusing to delete its contents", id, target)
@@ -321,6 +322,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 		return nil, status.Errorf(codes.Internal, "NodeGetVolumeStats %s at %s: %v", id, path, err)
 	}
 	if !mounted {
+		d.metrics.volumes.forget(id, path)
 		return nil, status.Errorf(codes.NotFound, "NodeGetVolumeStats %s: no volume is mounted at %s", id, path)
 	}
 	sctx, cancel := context.WithTimeout(ctx, statTimeout)
@@ -330,6 +332,10 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 		return nil, status.Errorf(codes.Unavailable, "NodeGetVolumeStats %s: %s", id, statProblem(mp.Source, path, err))
 	}
 	u, source := d.volumeUsage(ctx, path, u)
+	d.metrics.volumes.observe(id, path, ownFigures(d.sizes.get(path), u, source), func() bool {
+		_, mounted, err := nfs.FindMount(d.mounter, path)
+		return err == nil && mounted
+	})
 	klog.V(4).InfoS("Volume stats", "volumeID", id, "path", path, "source", source, "usedBytes", u.UsedBytes, "totalBytes", u.TotalBytes)
 	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
 		{Unit: csi.VolumeUsage_BYTES, Total: u.TotalBytes, Available: u.AvailableBytes, Used: u.UsedBytes},

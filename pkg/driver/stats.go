@@ -15,8 +15,8 @@ import (
 
 // Volume context keys that CreateVolume adds for the node's stats: whether
 // a project quota holds the volume, and its size when created. (The PV's
-// attributes do not follow an expansion; the node learns the new size at
-// the next publish.)
+// attributes do not follow an expansion: for an unenforced volume the node
+// goes on reporting the size at creation.)
 const (
 	ContextCapacity      = ParamCapacity
 	ContextCapacityBytes = "capacityBytes"

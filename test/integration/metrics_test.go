@@ -293,3 +293,92 @@ func TestMetricsHungOperationWhileServerDown(t *testing.T) {
 	e.unpublish(first.GetVolumeId(), target)
 	e.delete(first.GetVolumeId())
 }
+
+// volumeSamples are the samples of the per-volume gauges of volume id.
+func volumeSamples(all map[string]float64, id string) map[string]float64 {
+	out := map[string]float64{}
+	for series, v := range all {
+		if strings.HasPrefix(series, "nfs_csi_volume_") && strings.Contains(series, fmt.Sprintf("volume_id=%q", id)) {
+			out[series] = v
+		}
+	}
+	return out
+}
+
+func usedSeries(id string) string { return fmt.Sprintf("nfs_csi_volume_used_bytes{volume_id=%q}", id) }
+
+func limitSeries(id, capacity string) string {
+	return fmt.Sprintf("nfs_csi_volume_limit_bytes{capacity=%q,volume_id=%q}", capacity, id)
+}
+
+// wantVolumeSamples fails the test unless the per-volume samples of id are exactly want.
+func wantVolumeSamples(t *testing.T, url, id, when string, want map[string]float64) {
+	t.Helper()
+	got := volumeSamples(samples(t, url), id)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s: the samples of volume %s are %v; want %v", when, id, got, want)
+	}
+}
+
+// On an XFS export with the quota agent, the driver binary serves each
+// published volume's used and limit bytes at the figures its last
+// NodeGetVolumeStats returned: the project quota's for an enforced volume
+// (its limit follows an expansion at the next stats call, not at a
+// scrape), the walk's and the size asked for for a recorded one. Each
+// volume's series go when it is unpublished.
+func TestMetricsVolumeBytes(t *testing.T) {
+	q, a, _, _ := quotaBed(t, "xfs")
+	e, url := startDriverBinary(t, nfsVersion{"nfs4.2", "4.2", q.v4Share}, 30*time.Second)
+	secrets := agentSecrets(t, a)
+	enforced := e.createSized("pvc-metrics-enforced", 32*mib,
+		e.params(map[string]string{driver.ParamCapacity: driver.CapacityEnforced, driver.ParamQuotaAgent: a.addr, "mountPermissions": "0777"}), secrets)
+	recorded := e.createSized("pvc-metrics-recorded", 16*mib, e.params(map[string]string{"mountPermissions": "0777"}), secrets)
+	eid, rid := enforced.GetVolumeId(), recorded.GetVolumeId()
+	et, rt := e.target("enforced"), e.target("recorded")
+	e.publish(enforced, et, rwo, false)
+	e.publish(recorded, rt, rwo, false)
+	for target, size := range map[string]int{et: 8, rt: 2} {
+		openToNobody(t, e, target)
+		if out, err := writeAsNobody(filepath.Join(target, "data"), size); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	wantVolumeSamples(t, url, eid, "before any NodeGetVolumeStats", map[string]float64{})
+
+	u, src := e.volumeStats(eid, et)
+	// (XFS may still hold speculative preallocation beyond the 8 MiB.)
+	if src != "quota" || u.GetTotal() != 32*mib || u.GetUsed() < 8*mib || u.GetUsed() >= 32*mib {
+		t.Errorf("NodeGetVolumeStats of the enforced volume = %v from %q; want 8 MiB or a little more used of 32 MiB, from the quota", u, src)
+	}
+	wantVolumeSamples(t, url, eid, "after NodeGetVolumeStats", map[string]float64{
+		usedSeries(eid): float64(u.GetUsed()), limitSeries(eid, driver.CapacityEnforced): 32 * mib})
+
+	ru := e.walkedStats(rid, rt)
+	if ru.GetUsed() < 2*mib || ru.GetUsed() >= 8*mib {
+		t.Errorf("NodeGetVolumeStats of the recorded volume = %v; want its own 2 MiB or a little more used, not its neighbour's 8", ru)
+	}
+	wantVolumeSamples(t, url, rid, "after the walked NodeGetVolumeStats", map[string]float64{
+		usedSeries(rid): float64(ru.GetUsed()), limitSeries(rid, driver.CapacityRecorded): 16 * mib})
+
+	if _, err := e.ctrl.ControllerExpandVolume(e.ctx(), &csi.ControllerExpandVolumeRequest{
+		VolumeId: eid, CapacityRange: &csi.CapacityRange{RequiredBytes: 64 * mib}, Secrets: secrets, VolumeCapability: rwo}); err != nil {
+		t.Fatal(err)
+	}
+	// A scrape stats nothing: the limit moves with the next stats call.
+	wantVolumeSamples(t, url, eid, "after the expansion, before NodeGetVolumeStats", map[string]float64{
+		usedSeries(eid): float64(u.GetUsed()), limitSeries(eid, driver.CapacityEnforced): 32 * mib})
+	if u, _ = e.volumeStats(eid, et); u.GetTotal() != 64*mib {
+		t.Errorf("NodeGetVolumeStats after the expansion = %v; want a total of 64 MiB", u)
+	}
+	wantVolumeSamples(t, url, eid, "after the expansion and NodeGetVolumeStats", map[string]float64{
+		usedSeries(eid): float64(u.GetUsed()), limitSeries(eid, driver.CapacityEnforced): 64 * mib})
+
+	e.unpublish(eid, et)
+	wantVolumeSamples(t, url, eid, "after its unpublish", map[string]float64{})
+	wantVolumeSamples(t, url, rid, "after the other volume's unpublish", map[string]float64{
+		usedSeries(rid): float64(ru.GetUsed()), limitSeries(rid, driver.CapacityRecorded): 16 * mib})
+	e.unpublish(rid, rt)
+	wantVolumeSamples(t, url, rid, "after its unpublish", map[string]float64{})
+	e.deleteRetried(eid, secrets)
+	e.deleteRetried(rid, secrets)
+}

@@ -51,6 +51,63 @@ func (e *env) volumeStats(id, target string) (*csi.VolumeUsage, string) {
 	return nil, ""
 }
 
+// sizedReq is the CreateVolumeRequest of a volume of size bytes with the
+// class's params and secrets.
+func sizedReq(name string, size int64, params, secrets map[string]string) *csi.CreateVolumeRequest {
+	return &csi.CreateVolumeRequest{Name: name, Parameters: params, Secrets: secrets,
+		CapacityRange: &csi.CapacityRange{RequiredBytes: size}, VolumeCapabilities: []*csi.VolumeCapability{rwo}}
+}
+
+// createSized creates a volume of size bytes and fails the test if that fails.
+func (e *env) createSized(name string, size int64, params, secrets map[string]string) *csi.Volume {
+	e.t.Helper()
+	resp, err := e.ctrl.CreateVolume(e.ctx(), sizedReq(name, size, params, secrets))
+	if err != nil {
+		e.t.Fatalf("CreateVolume %s: %v", name, err)
+	}
+	return resp.GetVolume()
+}
+
+// walkedStats calls NodeGetVolumeStats of an unenforced volume until its
+// figures come from the walk of its directory ("share" until the first
+// walk ends) and returns them.
+func (e *env) walkedStats(id, target string) *csi.VolumeUsage {
+	e.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		u, src := e.volumeStats(id, target)
+		if src == "walk" {
+			return u
+		}
+		if src != "share" || time.Now().After(deadline) {
+			e.t.Fatalf("stats source %q (usage %v), want \"share\" until the walk ends, then \"walk\"", src, u)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// deleteRetried calls DeleteVolume as csi-provisioner does, retrying
+// failures for up to 30 seconds: in one CI run the first delete of an
+// enforced volume met "rmdir: directory not empty" right after its writes
+// had hit the quota (an entry that reappeared during the delete, seemingly
+// the client's silly-rename of a file whose failed writeback it still
+// held); the retry is what a cluster does, and it must then succeed.
+func (e *env) deleteRetried(id string, secrets map[string]string) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := e.ctrl.DeleteVolume(e.ctx(), &csi.DeleteVolumeRequest{VolumeId: id, Secrets: secrets})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatal(err)
+		}
+		e.t.Logf("DeleteVolume %s, retried: %v", id, err)
+		time.Sleep(time.Second)
+	}
+}
+
 // openToNobody lets the unprivileged writer reach a target: the test's
 // directories are 0700 and the driver makes the target's parents 0750.
 func openToNobody(t *testing.T, e *env, target string) {
@@ -73,15 +130,7 @@ func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
 	e := startDriver(t, nfsVersion{"nfs4.2", "4.2", q.v4Share})
 	secrets := agentSecrets(t, a)
 	enforced := e.params(map[string]string{driver.ParamCapacity: driver.CapacityEnforced, driver.ParamQuotaAgent: a.addr, "mountPermissions": "0777"})
-	createReq := func(name string, size int64, params map[string]string) *csi.CreateVolumeRequest {
-		return &csi.CreateVolumeRequest{Name: name, Parameters: params, Secrets: secrets,
-			CapacityRange: &csi.CapacityRange{RequiredBytes: size}, VolumeCapabilities: []*csi.VolumeCapability{rwo}}
-	}
-	resp, err := e.ctrl.CreateVolume(e.ctx(), createReq("pvc-enforced", 32*mib, enforced))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vol := resp.GetVolume()
+	vol := e.createSized("pvc-enforced", 32*mib, enforced, secrets)
 	target := e.target("enforced")
 	e.publish(vol, target, rwo, false)
 	openToNobody(t, e, target)
@@ -111,30 +160,15 @@ func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
 	}
 
 	// A neighbour without enforcement reports its own usage from the walk.
-	presp, err := e.ctrl.CreateVolume(e.ctx(), createReq("pvc-plain", 16*mib, e.params(map[string]string{"mountPermissions": "0777"})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain := presp.GetVolume()
+	plain := e.createSized("pvc-plain", 16*mib, e.params(map[string]string{"mountPermissions": "0777"}), secrets)
 	ptarget := e.target("plain")
 	e.publish(plain, ptarget, rwo, false)
 	openToNobody(t, e, ptarget)
 	if out, err := writeAsNobody(filepath.Join(ptarget, "small"), 1); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		u, src := e.volumeStats(plain.GetVolumeId(), ptarget)
-		if src == "walk" {
-			if u.GetUsed() < mib || u.GetUsed() > 2*mib || u.GetTotal() != 16*mib {
-				t.Errorf("the unenforced volume's stats: %v, want about 1 MiB used of its 16 MiB, not its neighbour's 48", u)
-			}
-			break
-		}
-		if src != "share" || time.Now().After(deadline) {
-			t.Fatalf("stats source %q (usage %v), want \"share\" until the walk ends, then \"walk\"", src, u)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if u := e.walkedStats(plain.GetVolumeId(), ptarget); u.GetUsed() < mib || u.GetUsed() > 2*mib || u.GetTotal() != 16*mib {
+		t.Errorf("the unenforced volume's stats: %v, want about 1 MiB used of its 16 MiB, not its neighbour's 48", u)
 	}
 
 	id, _, err := agent.ProjectOf(filepath.Join(q.dir, "pvc-enforced"))
@@ -143,26 +177,8 @@ func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
 	}
 	e.unpublish(vol.GetVolumeId(), target)
 	e.unpublish(plain.GetVolumeId(), ptarget)
-	for _, v := range []*csi.Volume{vol, plain} {
-		// Retried as csi-provisioner retries: in one CI run the first delete
-		// of the enforced volume met "rmdir: directory not empty" right
-		// after its writes had hit the quota (an entry that reappeared
-		// during the delete, seemingly the client's silly-rename of a file
-		// whose failed writeback it still held); the retry is what a cluster
-		// does, and it must then succeed.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			_, err := e.ctrl.DeleteVolume(e.ctx(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId(), Secrets: secrets})
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			t.Logf("DeleteVolume %s, retried: %v", v.GetVolumeId(), err)
-			time.Sleep(time.Second)
-		}
-	}
+	e.deleteRetried(vol.GetVolumeId(), secrets)
+	e.deleteRetried(plain.GetVolumeId(), secrets)
 	if qt, err := agent.QuotaOf(q.dir, id); err != nil || qt.LimitBytes != 0 {
 		t.Errorf("after DeleteVolume project %d has %+v (%v), want no limit", id, qt, err)
 	}
@@ -172,7 +188,7 @@ func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
 
 	a.stop(t)
 	before := treeSnapshot(t, q.dir)
-	_, err = e.ctrl.CreateVolume(e.ctx(), createReq("pvc-later", 8*mib, enforced))
+	_, err = e.ctrl.CreateVolume(e.ctx(), sizedReq("pvc-later", 8*mib, enforced, secrets))
 	wantCode(t, err, codes.Unavailable)
 	if !strings.Contains(err.Error(), a.addr) {
 		t.Errorf("the error %v does not name the agent %s", err, a.addr)
@@ -181,7 +197,7 @@ func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
 		t.Errorf("CreateVolume with the agent stopped changed the export:\n%v\n%v", before, after)
 	}
 	a.start(t)
-	resp, err = e.ctrl.CreateVolume(e.ctx(), createReq("pvc-later", 8*mib, enforced))
+	resp, err := e.ctrl.CreateVolume(e.ctx(), sizedReq("pvc-later", 8*mib, enforced, secrets))
 	if err != nil {
 		t.Fatalf("CreateVolume once the agent is back: %v", err)
 	}
