@@ -20,14 +20,28 @@ import (
 // with helm's state in a private directory.
 func (c *Cluster) HelmInstall(ctx context.Context, helm, chart, release, namespace, values string) error {
 	home := filepath.Join(c.Dir, "helm")
-	cmd := exec.CommandContext(ctx, helm, "install", release, chart, "--namespace", namespace,
-		"--values", values, "--kubeconfig", c.AdminKubeconfig)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home+"/cache", "HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("helm install %s %s: %v\n%s", release, chart, err, out)
+	for attempt := 1; ; attempt++ {
+		cmd := exec.CommandContext(ctx, helm, "install", release, chart, "--namespace", namespace,
+			"--values", values, "--kubeconfig", c.AdminKubeconfig)
+		cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home+"/cache", "HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		// helm gives up on an apiserver that is slow to answer its first
+		// request (a 10 s TLS handshake timeout): on a loaded machine the
+		// bed's apiserver once took 25 s per request. Nothing is installed
+		// then, so the same install is run again, as an admin would.
+		if !strings.Contains(string(out), "Kubernetes cluster unreachable") || attempt == 5 || ctx.Err() != nil {
+			return fmt.Errorf("helm install %s %s (attempt %d): %v\n%s", release, chart, attempt, err, out)
+		}
+		fmt.Printf("helm install %s: cluster unreachable (attempt %d), again in 15s: %s\n", release, attempt, strings.TrimSpace(string(out)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(15 * time.Second):
+		}
 	}
-	return nil
 }
 
 // WaitPodsReady waits until at least want pods match selector in namespace

@@ -96,6 +96,7 @@ func run(m *testing.M) int {
 	if err := cluster.HelmInstall(ctx, os.Getenv("E2E_HELM"), os.Getenv("E2E_CHART_DIR"), release, framework.ChartNamespace,
 		filepath.Join(os.Getenv("E2E_CHART_DIR"), "../../test/e2e/node/values.yaml")); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e-node:", err)
+		guestTop("after helm install failed")
 		return 1
 	}
 	fmt.Printf("e2e-node: helm install in %.1fs; ready %.1fs after start\n", time.Since(t0).Seconds(), time.Since(start).Seconds())
