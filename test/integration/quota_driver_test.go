@@ -148,8 +148,11 @@ func TestEnforcedVolumeThroughTheDriver(t *testing.T) {
 		// of the enforced volume met "rmdir: directory not empty" right
 		// after its writes had hit the quota (an entry that reappeared
 		// during the delete, seemingly the client's silly-rename of a file
-		// whose failed writeback it still held); the retry is what a cluster
-		// does, and it must then succeed.
+		// whose failed writeback it still held: the controller's and the
+		// test's mounts share one NFS client here). Such a file is now
+		// reported as busy (FailedPrecondition naming the .nfsXXXX file,
+		// TestRegressionRemoveTreeAtSillyRenameDuringRemoval); the retry
+		// is what a cluster does, and it must then succeed.
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			_, err := e.ctrl.DeleteVolume(e.ctx(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId(), Secrets: secrets})
