@@ -79,6 +79,16 @@ func quotaBed(t *testing.T) (*framework.QuotaExport, *framework.QuotaAgent) {
 	return quotaSetup.export, quotaSetup.agent
 }
 
+// capacityContext is longer than testContext: a scenario writes hundreds
+// of MiB through NFS in UML and waits for csi-resizer and for the
+// provisioner's retries.
+func capacityContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // sizedClaim is an RWO claim of size in class.
 func sizedClaim(ns, name, class, size string) *corev1.PersistentVolumeClaim {
 	pvc := claim(ns, name, class, corev1.ReadWriteOnce)
@@ -224,7 +234,7 @@ func deleteEnforced(t *testing.T, ctx context.Context, q *framework.QuotaExport,
 // remount, and the write succeeds up to the new size.
 func TestCapacityLimitAndExpansion(t *testing.T) {
 	q, _ := quotaBed(t)
-	ctx := testContext(t)
+	ctx := capacityContext(t)
 	ns := namespace(t, ctx, bed, "cap-limit")
 	pv := provision(t, ctx, bed, sizedClaim(ns, "data", enforcedClass, "64Mi"))
 	other := provision(t, ctx, bed, sizedClaim(ns, "other", enforcedClass, "32Mi"))
@@ -326,7 +336,7 @@ func TestCapacityLimitAndExpansion(t *testing.T) {
 // share that holds ten times more data.
 func TestCapacityVolumeStats(t *testing.T) {
 	q, _ := quotaBed(t)
-	ctx := testContext(t)
+	ctx := capacityContext(t)
 	ns := namespace(t, ctx, bed, "cap-stats")
 	var pvs []*corev1.PersistentVolume
 	for _, c := range []struct{ name, class string }{
@@ -400,7 +410,7 @@ func TestCapacityVolumeStats(t *testing.T) {
 // and the limits.
 func TestCapacityAgentRefuses(t *testing.T) {
 	q, a := quotaBed(t)
-	ctx := testContext(t)
+	ctx := capacityContext(t)
 	ns := namespace(t, ctx, bed, "cap-refuse")
 	pv := provision(t, ctx, bed, sizedClaim(ns, "data", enforcedClass, "16Mi"))
 	subDir := ns + "/data"
@@ -533,7 +543,7 @@ func agentCode(err error) agent.Code {
 // with its limit.
 func TestCapacityAgentDown(t *testing.T) {
 	q, a := quotaBed(t)
-	ctx := testContext(t)
+	ctx := capacityContext(t)
 	ns := namespace(t, ctx, bed, "cap-down")
 	a.Stop()
 	restarted := false
