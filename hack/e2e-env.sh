@@ -19,6 +19,9 @@ nfs_csi::e2e_env() {
 	export E2E_KUBE_SCHEDULER=$B/kube-scheduler-$kube/kube-scheduler
 	export E2E_CSI_PROVISIONER=$B/csi-provisioner-$(nfs_csi::e2e_version "$root" PROVISIONER_VERSION)/csi-provisioner
 	export E2E_CSI_ATTACHER=$B/csi-attacher-$(nfs_csi::e2e_version "$root" ATTACHER_VERSION)/csi-attacher
+	export E2E_CSI_RESIZER=$B/csi-resizer-$(nfs_csi::e2e_version "$root" RESIZER_VERSION)/csi-resizer
+	# the quota agent's unit file, whose ExecStart the bed runs (framework/quota.go)
+	export E2E_AGENT_UNIT=$root/deploy/agent/nfs-csi-agent.service
 	export E2E_KUBELET=$B/kubelet-$kube/kubelet
 	# the real node's (test/e2e/node): what build-images.sh listed, the chart
 	export E2E_IMAGES=$root/_output/e2e/images.txt

@@ -207,11 +207,53 @@ func removeTree(dirFd int, name, rel string, keep func(rel string) (bool, error)
 	if len(w.kept) > 0 {
 		return w.kept, nil
 	}
-	if err := unix.Unlinkat(dirFd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-		return nil, fmt.Errorf("rmdir %q: %w", name, err)
+	if err := w.rmdirEmptied(dirFd, name, name); err != nil {
+		return w.kept, err
 	}
-	return nil, nil
+	if len(w.busy) > 0 {
+		return w.kept, &BusyError{Files: w.busy}
+	}
+	return w.kept, nil
 }
+
+// rmdirEmptied removes the directory name of parentFd (shown as display),
+// which removeContents has just emptied. An NFS client that still holds a
+// file open renames it to .nfsXXXX when it is unlinked (silly rename), even
+// when the unlink is this process's own: the unlink succeeded, and the
+// entry is back under another name, so the rmdir fails with ENOTEMPTY. Then
+// the directory is scanned once more: a silly-renamed file is reported in
+// w.busy (the directory stays, and a retry succeeds once the client has let
+// go), and whatever else appeared meanwhile is removed, then the rmdir is
+// tried again.
+func (w *treeRemoval) rmdirEmptied(parentFd int, name, display string) error {
+	if beforeEmptiedRmdir != nil {
+		beforeEmptiedRmdir(parentFd, name)
+	}
+	err := unix.Unlinkat(parentFd, name, unix.AT_REMOVEDIR)
+	switch err {
+	case nil, unix.ENOENT:
+		return nil
+	case unix.ENOTEMPTY, unix.EEXIST:
+	default:
+		return fmt.Errorf("rmdir %q: %w", display, err)
+	}
+	left := len(w.busy) + len(w.kept)
+	if err := w.removeContents(parentFd, name, display); err != nil {
+		return err
+	}
+	if len(w.busy)+len(w.kept) > left {
+		return nil
+	}
+	if err := unix.Unlinkat(parentFd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("rmdir %q: %w", display, err)
+	}
+	return nil
+}
+
+// beforeEmptiedRmdir, when set (by tests), runs just before the rmdir of a
+// directory that removeTree has emptied: where an NFS client's silly rename
+// puts an entry back.
+var beforeEmptiedRmdir func(parentFd int, name string)
 
 // treeRemoval is one removeTree walk: what it had to leave, and why.
 type treeRemoval struct {
@@ -266,8 +308,8 @@ func (w *treeRemoval) removeContents(parentFd int, name, display string) error {
 				return err
 			}
 			if len(w.busy)+len(w.kept) == left {
-				if err := unix.Unlinkat(fd, e.Name(), unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-					return fmt.Errorf("rmdir %q: %w", child, err)
+				if err := w.rmdirEmptied(fd, e.Name(), child); err != nil {
+					return err
 				}
 			}
 		}

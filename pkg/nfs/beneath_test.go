@@ -337,6 +337,63 @@ func TestRemoveTreeAtBusyFiles(t *testing.T) {
 	}
 }
 
+// TestRegressionRemoveTreeAtSillyRenameDuringRemoval: an NFS client that
+// still holds a file open renames it to .nfsXXXX when it is unlinked, so
+// the unlink succeeds and the entry is back under another name before the
+// directory's rmdir. In the e2e and integration beds (the controller's and
+// the node's mounts of one export share the kernel's NFS superblock) this
+// happened to an enforced volume deleted right after writes had hit its
+// quota: the first DeleteVolume USED to fail with Internal "rmdir: directory
+// not empty", naming nothing; now the removal rescans the directory and
+// reports the silly-renamed file as busy, and the retry succeeds.
+func TestRegressionRemoveTreeAtSillyRenameDuringRemoval(t *testing.T) {
+	for _, tc := range []struct{ name, dir, silly string }{
+		{"the volume itself", "vol", "vol/.nfs0000000000001234000000a1"},
+		{"a directory below it", "vol/a/b", "vol/a/b/.nfs0000000000005678000000a2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			buildTree(t, filepath.Join(root, "vol"))
+			mustWrite(t, filepath.Join(root, "vol", "a", "b", "file"), "data")
+			rootFd := openRoot(t, root)
+			renamed := false
+			beforeEmptiedRmdir = func(parentFd int, name string) {
+				if !renamed && filepath.Join(root, tc.dir) == filepath.Join(fdPath(t, parentFd), name) {
+					renamed = true
+					mustWrite(t, filepath.Join(root, tc.silly), "open on a client")
+				}
+			}
+			t.Cleanup(func() { beforeEmptiedRmdir = nil })
+
+			err := RemoveTreeAt(rootFd, "vol")
+			var busy *BusyError
+			if !errors.As(err, &busy) || !reflect.DeepEqual(busy.Files, []string{tc.silly}) {
+				t.Fatalf("RemoveTreeAt = %v, want a *BusyError naming %s", err, tc.silly)
+			}
+			if !renamed {
+				t.Fatal("the test's silly rename never happened")
+			}
+			// The client closes the file and removes its .nfs name itself.
+			if err := os.Remove(filepath.Join(root, tc.silly)); err != nil {
+				t.Fatal(err)
+			}
+			if err := RemoveTreeAt(rootFd, "vol"); err != nil || exists(t, filepath.Join(root, "vol")) {
+				t.Fatalf("retry: %v", err)
+			}
+		})
+	}
+}
+
+// fdPath is the path of an open directory.
+func fdPath(t *testing.T, fd int) string {
+	t.Helper()
+	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestRemoveEmptyParents(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -91,7 +91,10 @@ func (e *env) walkedStats(id, target string) *csi.VolumeUsage {
 // enforced volume met "rmdir: directory not empty" right after its writes
 // had hit the quota (an entry that reappeared during the delete, seemingly
 // the client's silly-rename of a file whose failed writeback it still
-// held); the retry is what a cluster does, and it must then succeed.
+// held: the controller's and the test's mounts share one NFS client here).
+// Such a file is now reported as busy (FailedPrecondition naming the
+// .nfsXXXX file, TestRegressionRemoveTreeAtSillyRenameDuringRemoval); the
+// retry is what a cluster does, and it must then succeed.
 func (e *env) deleteRetried(id string, secrets map[string]string) {
 	e.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

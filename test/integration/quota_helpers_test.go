@@ -19,7 +19,6 @@ import (
 
 	"github.com/example/nfs-csi/pkg/agent"
 	"github.com/example/nfs-csi/pkg/agent/agenttest"
-	"github.com/example/nfs-csi/pkg/nfs"
 )
 
 // quotaExport is a file system with project quotas on a loop device,
@@ -132,17 +131,7 @@ func (q *quotaExport) volume(t *testing.T, subDir string) agent.Request {
 
 func (q *quotaExport) record(t *testing.T, subDir, id string) {
 	t.Helper()
-	rootFd, err := unix.Open(q.dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(rootFd)
-	recFd, err := nfs.OpenRecordDir(rootFd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(recFd)
-	if err := nfs.CreateRecord(recFd, subDir, nfs.Record{VolumeID: id, Name: id}); err != nil {
+	if err := agenttest.CreateRecord(q.dir, subDir, id); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -26,6 +26,7 @@ const (
 	DriverContainer    = "nfs-csi"
 	ProvisionerName    = "csi-provisioner"
 	AttacherName       = "csi-attacher"
+	ResizerName        = "csi-resizer"
 	DefaultDriverName  = "nfs.csi.example.io"
 	controllerStopWait = 10 * time.Second
 )
@@ -43,7 +44,7 @@ type Config struct {
 
 // Bed is one cluster with the driver installed the way the chart installs
 // it: the chart's CSIDriver, RBAC and StorageClasses in the apiserver, the
-// controller plugin with csi-provisioner and csi-attacher (authenticated as
+// controller plugin with csi-provisioner, csi-attacher and csi-resizer (authenticated as
 // the chart's ServiceAccount), and one node plugin per Node (AddNode).
 type Bed struct {
 	Cfg            Config
@@ -132,6 +133,7 @@ func (b *Bed) install(ctx context.Context) error {
 	for _, sidecar := range []struct{ container, bin string }{
 		{ProvisionerName, b.Cfg.Bins.Provisioner},
 		{AttacherName, b.Cfg.Bins.Attacher},
+		{ResizerName, b.Cfg.Bins.Resizer},
 	} {
 		args, err := b.Cfg.Chart.ContainerArgs("Deployment", ControllerName, sidecar.container)
 		if err != nil {

@@ -25,7 +25,7 @@ import (
 // Bins are the paths of the control-plane and sidecar binaries that
 // test/e2e/build-bins.sh builds.
 type Bins struct {
-	Etcd, APIServer, ControllerManager, Kubectl, Provisioner, Attacher string
+	Etcd, APIServer, ControllerManager, Kubectl, Provisioner, Attacher, Resizer string
 	// Scheduler is kube-scheduler, which only the real node's bed runs
 	// (the stand-in's pods name their node).
 	Scheduler string
@@ -40,11 +40,12 @@ func BinsFromEnv() (Bins, error) {
 		Kubectl:           os.Getenv("E2E_KUBECTL"),
 		Provisioner:       os.Getenv("E2E_CSI_PROVISIONER"),
 		Attacher:          os.Getenv("E2E_CSI_ATTACHER"),
+		Resizer:           os.Getenv("E2E_CSI_RESIZER"),
 		Scheduler:         os.Getenv("E2E_KUBE_SCHEDULER"),
 	}
 	for name, p := range map[string]string{"E2E_ETCD": b.Etcd, "E2E_KUBE_APISERVER": b.APIServer,
 		"E2E_KUBE_CONTROLLER_MANAGER": b.ControllerManager, "E2E_KUBECTL": b.Kubectl,
-		"E2E_CSI_PROVISIONER": b.Provisioner, "E2E_CSI_ATTACHER": b.Attacher, "E2E_KUBE_SCHEDULER": b.Scheduler} {
+		"E2E_CSI_PROVISIONER": b.Provisioner, "E2E_CSI_ATTACHER": b.Attacher, "E2E_CSI_RESIZER": b.Resizer, "E2E_KUBE_SCHEDULER": b.Scheduler} {
 		if p == "" {
 			return b, fmt.Errorf("%s is not set; run the e2e tests with make e2e", name)
 		}
