@@ -141,6 +141,13 @@ func (b *Bed) install(ctx context.Context) error {
 		}
 		args = setFlag(args, "--csi-address", b.ControllerSock)
 		args = append(args, "--kubeconfig="+kubeconfig)
+		// Lease timings for a bed on one loaded CPU: with the defaults (15 s
+		// lease, 10 s renew deadline) csi-provisioner once missed a renewal
+		// while the apiserver took seconds per request, stopped leading and
+		// exited, and the run's claims stayed Pending.
+		args = setFlag(args, "--leader-election-lease-duration", "60s")
+		args = setFlag(args, "--leader-election-renew-deadline", "40s")
+		args = setFlag(args, "--leader-election-retry-period", "10s")
 		if _, err := c.StartComponent(sidecar.container, sidecar.bin, args...); err != nil {
 			return err
 		}
