@@ -42,9 +42,11 @@ type Config struct {
 }
 
 // Bed is one cluster with the driver installed the way the chart installs
-// it: the chart's CSIDriver, RBAC and StorageClasses in the apiserver, the
-// controller plugin with csi-provisioner and csi-attacher (authenticated as
-// the chart's ServiceAccount), and one node plugin per Node (AddNode).
+// it: the chart's CSIDriver, RBAC, StorageClasses and VolumeSnapshotClass in
+// the apiserver, the controller plugin with csi-provisioner, csi-attacher
+// and csi-snapshotter (authenticated as the chart's ServiceAccount), and one
+// node plugin per Node (AddNode). The cluster also has what the chart leaves
+// to it: the snapshot CRDs and snapshot-controller (snapshots.go).
 type Bed struct {
 	Cfg            Config
 	Cluster        *Cluster
@@ -58,6 +60,7 @@ type Bed struct {
 	Installed  []string
 	Controller *Process
 	nodes      map[string]*Node
+	snapshots  snapshotParts
 }
 
 // StartBed starts a cluster named name and installs the driver into it.
@@ -86,6 +89,11 @@ func (b *Bed) install(ctx context.Context) error {
 	c := b.Cluster
 	var err error
 	if b.Installed, err = b.Cfg.Chart.Install(ctx, c); err != nil {
+		return err
+	}
+	// Before the sidecars start: csi-provisioner watches VolumeSnapshots
+	// for restores.
+	if err := b.installSnapshotAPI(ctx); err != nil {
 		return err
 	}
 	if drivers := b.Cfg.Chart.Kinds("CSIDriver"); len(drivers) == 1 {
@@ -133,17 +141,24 @@ func (b *Bed) install(ctx context.Context) error {
 		{ProvisionerName, b.Cfg.Bins.Provisioner},
 		{AttacherName, b.Cfg.Bins.Attacher},
 	} {
-		args, err := b.Cfg.Chart.ContainerArgs("Deployment", ControllerName, sidecar.container)
-		if err != nil {
-			return err
-		}
-		args = setFlag(args, "--csi-address", b.ControllerSock)
-		args = append(args, "--kubeconfig="+kubeconfig)
-		if _, err := c.StartComponent(sidecar.container, sidecar.bin, args...); err != nil {
+		if _, err := b.startSidecar(sidecar.container, sidecar.bin, kubeconfig); err != nil {
 			return err
 		}
 	}
-	return nil
+	return b.startSnapshotter(kubeconfig)
+}
+
+// startSidecar runs bin with the arguments of the chart's controller
+// container of that name, on the controller plugin's socket, as the
+// ServiceAccount of kubeconfig.
+func (b *Bed) startSidecar(container, bin, kubeconfig string) (*Process, error) {
+	args, err := b.Cfg.Chart.ContainerArgs("Deployment", ControllerName, container)
+	if err != nil {
+		return nil, err
+	}
+	args = setFlag(args, "--csi-address", b.ControllerSock)
+	args = append(args, "--kubeconfig="+kubeconfig)
+	return b.Cluster.StartComponent(container, bin, args...)
 }
 
 // Stop ends the node plugins and the cluster.
