@@ -158,7 +158,21 @@ func (b *Bed) startSidecar(container, bin, kubeconfig string) (*Process, error) 
 	}
 	args = setFlag(args, "--csi-address", b.ControllerSock)
 	args = append(args, "--kubeconfig="+kubeconfig)
+	if slices.Contains(args, "--leader-election") {
+		args = append(args, sidecarLeaseTimes...)
+	}
 	return b.Cluster.StartComponent(container, bin, args...)
+}
+
+// sidecarLeaseTimes replace the sidecars' leader-election defaults (15 s
+// lease, 10 s renew deadline). A sidecar that misses its renew deadline
+// exits ("Stopped leading"), and here no kubelet restarts it: in a run on a
+// loaded machine, with the snapshot components added, csi-provisioner,
+// csi-attacher and csi-snapshotter all exited in the same second when the
+// guest's apiserver answered the lease updates too late, and every later
+// claim stayed Pending.
+var sidecarLeaseTimes = []string{
+	"--leader-election-lease-duration=3m", "--leader-election-renew-deadline=2m", "--leader-election-retry-period=10s",
 }
 
 // Stop ends the node plugins and the cluster.
