@@ -68,8 +68,15 @@ func (b *Bed) installSnapshotAPI(ctx context.Context) error {
 		return err
 	}
 	var err error
+	// --retry-crd-interval-max: it lists the CRDs at start for at most
+	// 30 s by default, and exited ("Exiting due to failure to ensure CRDs
+	// exist during startup: context deadline exceeded") when the loaded
+	// guest's apiserver took longer. The group-snapshot check shares that
+	// wait and would spend all of it on CRDs the bed does not install, so
+	// that feature is off (the driver has no group snapshots).
 	b.snapshots.controller, err = c.StartComponent("snapshot-controller", b.Cfg.Bins.Snapshots.Controller,
-		"--kubeconfig="+c.AdminKubeconfig, "--leader-election=false", "--v=4")
+		"--kubeconfig="+c.AdminKubeconfig, "--leader-election=false", "--v=4",
+		"--retry-crd-interval-max=5m", "--feature-gates=CSIVolumeGroupSnapshot=false")
 	if err != nil {
 		return err
 	}
