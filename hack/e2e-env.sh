@@ -9,7 +9,7 @@
 # E2E_DIR=/tmp/NAME for scratch and E2E_LOG_DIR=$UML_RESULTS_DIR/NAME-logs
 # (emptied) for the component logs.
 nfs_csi::e2e_env() {
-	local root=$1 name=$2 B kube
+	local root=$1 name=$2 B kube snap
 	B=${E2E_BIN_ROOT:?E2E_BIN_ROOT is not set; start this through nfs_csi::e2e_artifacts}
 	kube=$(nfs_csi::e2e_version "$root" KUBE_VERSION)
 	export E2E_ETCD=$B/etcd-$(nfs_csi::e2e_version "$root" ETCD_VERSION)/etcd
@@ -23,6 +23,10 @@ nfs_csi::e2e_env() {
 	# the quota agent's unit file, whose ExecStart the bed runs (framework/quota.go)
 	export E2E_AGENT_UNIT=$root/deploy/agent/nfs-csi-agent.service
 	export E2E_KUBELET=$B/kubelet-$kube/kubelet
+	snap=$(nfs_csi::e2e_version "$root" SNAPSHOTTER_VERSION)
+	export E2E_CSI_SNAPSHOTTER=$B/csi-snapshotter-$snap/csi-snapshotter
+	export E2E_SNAPSHOT_CONTROLLER=$B/snapshot-controller-$snap/snapshot-controller
+	export E2E_SNAPSHOT_CRDS=$B/snapshot-crds-$snap
 	# the real node's (test/e2e/node): what build-images.sh listed, the chart
 	export E2E_IMAGES=$root/_output/e2e/images.txt
 	export E2E_CHART_DIR=$root/charts/nfs-csi

@@ -72,6 +72,19 @@ export GOFLAGS="-mod=mod -buildvcs=false"
 mkdir -p "$BIN_DIR"
 # cached COMPONENT VERSION BINARY: true if the binary is already in the cache.
 cached() { [[ -x $BIN_DIR/$1-$2/$3 ]]; }
+# The snapshot CRDs the bed applies (framework/snapshots.go), copied from
+# the client module's config/crd into the cache beside the binaries. Not the
+# group-snapshot CRDs: the driver has no group snapshots, and both
+# snapshot-controller and csi-snapshotter run without them (they log that
+# they disable the feature).
+SNAPSHOT_CRDS=(snapshot.storage.k8s.io_volumesnapshotclasses.yaml
+	snapshot.storage.k8s.io_volumesnapshotcontents.yaml
+	snapshot.storage.k8s.io_volumesnapshots.yaml)
+SNAPSHOT_CLIENT_MODULE=github.com/kubernetes-csi/external-snapshotter/client/v8
+crds_cached() {
+	local f
+	for f in "${SNAPSHOT_CRDS[@]}"; do [[ -f $BIN_DIR/snapshot-crds-$SNAPSHOTTER_VERSION/$f ]] || return 1; done
+}
 # Binaries are moved into place whole, so when every one is there a run
 # needs no lock: it does not wait for another run's build of something else
 # (the storage suite's e2e.test, say).
@@ -82,6 +95,9 @@ all_cached() {
 	cached csi-provisioner "$PROVISIONER_VERSION" csi-provisioner &&
 		cached csi-attacher "$ATTACHER_VERSION" csi-attacher &&
 		cached csi-resizer "$RESIZER_VERSION" csi-resizer &&
+		cached csi-snapshotter "$SNAPSHOTTER_VERSION" csi-snapshotter &&
+		cached snapshot-controller "$SNAPSHOTTER_VERSION" snapshot-controller &&
+		crds_cached &&
 		cached node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar &&
 		cached livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe || return 1
 	[[ -z $E2E_TEST ]] || { cached e2e.test "$KUBE_VERSION" e2e.test && cached agnhost "$KUBE_VERSION" agnhost; }
@@ -332,10 +348,9 @@ for b in "${KUBE_BINS[@]}"; do cached "$b" $KUBE_VERSION "$b" || not_cached+=("$
 cached csi-provisioner $PROVISIONER_VERSION csi-provisioner || not_cached+=(csi-provisioner)
 cached csi-attacher $ATTACHER_VERSION csi-attacher || not_cached+=(csi-attacher)
 cached csi-resizer $RESIZER_VERSION csi-resizer || not_cached+=(csi-resizer)
-if [[ ${E2E_SNAPSHOTTER:-0} == 1 ]]; then
-	cached csi-snapshotter $SNAPSHOTTER_VERSION csi-snapshotter || not_cached+=(csi-snapshotter)
-	cached snapshot-controller $SNAPSHOTTER_VERSION snapshot-controller || not_cached+=(snapshot-controller)
-fi
+cached csi-snapshotter $SNAPSHOTTER_VERSION csi-snapshotter || not_cached+=(csi-snapshotter)
+cached snapshot-controller $SNAPSHOTTER_VERSION snapshot-controller || not_cached+=(snapshot-controller)
+crds_cached || not_cached+=(snapshot-crds)
 cached node-driver-registrar $REGISTRAR_VERSION csi-node-driver-registrar || not_cached+=(node-driver-registrar)
 cached livenessprobe $LIVENESSPROBE_VERSION livenessprobe || not_cached+=(livenessprobe)
 if ((${#not_cached[@]} == 0)); then
@@ -356,17 +371,29 @@ build_sidecar csi-resizer "$RESIZER_MODULE" "$RESIZER_VERSION"
 # replacement at the client module of the same version instead.
 snapshotter_client() {
 	local dir
-	dir=$(cd "$TMP" && mod_field "github.com/kubernetes-csi/external-snapshotter/client/v8@$SNAPSHOTTER_VERSION" Dir)
+	dir=$(cd "$TMP" && mod_field "$SNAPSHOT_CLIENT_MODULE@$SNAPSHOTTER_VERSION" Dir)
 	[[ -d $dir ]] || { echo "build-bins: no source dir for the snapshotter's client module" >&2; return 1; }
-	go mod edit -replace="github.com/kubernetes-csi/external-snapshotter/client/v8=$dir"
+	go mod edit -replace="$SNAPSHOT_CLIENT_MODULE=$dir"
 }
-# No test runs them yet (the snapshot e2e scenarios are still to come), and
-# a cold build of csi-snapshotter took 36 minutes on a loaded machine: only
-# with E2E_SNAPSHOTTER=1.
-if [[ ${E2E_SNAPSHOTTER:-0} == 1 ]]; then
-	build_sidecar csi-snapshotter "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION" snapshotter_client
-	build_sidecar snapshot-controller "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION" snapshotter_client
-fi
+# copy_snapshot_crds: SNAPSHOT_CRDS from the client module's config/crd
+# (the module zip as the proxy serves it) into snapshot-crds-<version>.
+copy_snapshot_crds() {
+	local c=snapshot-crds v=$SNAPSHOTTER_VERSION dir f
+	if crds_cached; then say "$c $v: cached"; return; fi
+	dir=$(cd "$TMP" && mod_field "$SNAPSHOT_CLIENT_MODULE@$v" Dir)
+	[[ -d $dir/config/crd ]] || { echo "build-bins: no config/crd in $SNAPSHOT_CLIENT_MODULE@$v ($dir)" >&2; exit 1; }
+	mkdir -p "$TMP/out-$c"
+	for f in "${SNAPSHOT_CRDS[@]}"; do
+		[[ -f $dir/config/crd/$f ]] || { echo "build-bins: $SNAPSHOT_CLIENT_MODULE@$v has no config/crd/$f" >&2; exit 1; }
+		cp "$dir/config/crd/$f" "$TMP/out-$c/$f"
+		chmod u+w "$TMP/out-$c/$f"
+	done
+	for f in "${SNAPSHOT_CRDS[@]}"; do install_bin "$c" "$v" "$TMP/out-$c/$f"; done
+	say "$c $v: copied from $SNAPSHOT_CLIENT_MODULE@$v/config/crd"
+}
+build_sidecar csi-snapshotter "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION" snapshotter_client
+build_sidecar snapshot-controller "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION" snapshotter_client
+copy_snapshot_crds
 build_vendored node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar "$REGISTRAR_SHA256"
 build_vendored livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe "$LIVENESSPROBE_SHA256"
 [[ -z $E2E_TEST ]] || build_e2e_test
@@ -383,10 +410,8 @@ echo "$apiserver_version"
 "$B/csi-provisioner-$PROVISIONER_VERSION/csi-provisioner" --version
 "$B/csi-attacher-$ATTACHER_VERSION/csi-attacher" --version
 "$B/csi-resizer-$RESIZER_VERSION/csi-resizer" --version
-if [[ ${E2E_SNAPSHOTTER:-0} == 1 ]]; then
-	"$B/csi-snapshotter-$SNAPSHOTTER_VERSION/csi-snapshotter" --version
-	"$B/snapshot-controller-$SNAPSHOTTER_VERSION/snapshot-controller" --version
-fi
+"$B/csi-snapshotter-$SNAPSHOTTER_VERSION/csi-snapshotter" --version
+"$B/snapshot-controller-$SNAPSHOTTER_VERSION/snapshot-controller" --version
 "$B/node-driver-registrar-$REGISTRAR_VERSION/csi-node-driver-registrar" --version
 echo
 # livenessprobe has no --version flag; its cache directory names the tag.

@@ -43,9 +43,12 @@ type Config struct {
 }
 
 // Bed is one cluster with the driver installed the way the chart installs
-// it: the chart's CSIDriver, RBAC and StorageClasses in the apiserver, the
-// controller plugin with csi-provisioner, csi-attacher and csi-resizer (authenticated as
-// the chart's ServiceAccount), and one node plugin per Node (AddNode).
+// it: the chart's CSIDriver, RBAC, StorageClasses and VolumeSnapshotClass in
+// the apiserver, the controller plugin with csi-provisioner, csi-attacher,
+// csi-resizer and csi-snapshotter (authenticated as the chart's
+// ServiceAccount), and one node plugin per Node (AddNode). The cluster also
+// has what the chart leaves to it: the snapshot CRDs and snapshot-controller
+// (snapshots.go).
 type Bed struct {
 	Cfg            Config
 	Cluster        *Cluster
@@ -59,6 +62,7 @@ type Bed struct {
 	Installed  []string
 	Controller *Process
 	nodes      map[string]*Node
+	snapshots  snapshotParts
 }
 
 // StartBed starts a cluster named name and installs the driver into it.
@@ -87,6 +91,11 @@ func (b *Bed) install(ctx context.Context) error {
 	c := b.Cluster
 	var err error
 	if b.Installed, err = b.Cfg.Chart.Install(ctx, c); err != nil {
+		return err
+	}
+	// Before the sidecars start: csi-provisioner watches VolumeSnapshots
+	// for restores.
+	if err := b.installSnapshotAPI(ctx); err != nil {
 		return err
 	}
 	if drivers := b.Cfg.Chart.Kinds("CSIDriver"); len(drivers) == 1 {
@@ -135,24 +144,38 @@ func (b *Bed) install(ctx context.Context) error {
 		{AttacherName, b.Cfg.Bins.Attacher},
 		{ResizerName, b.Cfg.Bins.Resizer},
 	} {
-		args, err := b.Cfg.Chart.ContainerArgs("Deployment", ControllerName, sidecar.container)
-		if err != nil {
-			return err
-		}
-		args = setFlag(args, "--csi-address", b.ControllerSock)
-		args = append(args, "--kubeconfig="+kubeconfig)
-		// Lease timings for a bed on one loaded CPU: with the defaults (15 s
-		// lease, 10 s renew deadline) csi-provisioner once missed a renewal
-		// while the apiserver took seconds per request, stopped leading and
-		// exited, and the run's claims stayed Pending.
-		args = setFlag(args, "--leader-election-lease-duration", "60s")
-		args = setFlag(args, "--leader-election-renew-deadline", "40s")
-		args = setFlag(args, "--leader-election-retry-period", "10s")
-		if _, err := c.StartComponent(sidecar.container, sidecar.bin, args...); err != nil {
+		if _, err := b.startSidecar(sidecar.container, sidecar.bin, kubeconfig); err != nil {
 			return err
 		}
 	}
-	return nil
+	return b.startSnapshotter(kubeconfig)
+}
+
+// startSidecar runs bin with the arguments of the chart's controller
+// container of that name, on the controller plugin's socket, as the
+// ServiceAccount of kubeconfig.
+func (b *Bed) startSidecar(container, bin, kubeconfig string) (*Process, error) {
+	args, err := b.Cfg.Chart.ContainerArgs("Deployment", ControllerName, container)
+	if err != nil {
+		return nil, err
+	}
+	args = setFlag(args, "--csi-address", b.ControllerSock)
+	args = append(args, "--kubeconfig="+kubeconfig)
+	if slices.Contains(args, "--leader-election") {
+		args = append(args, sidecarLeaseTimes...)
+	}
+	return b.Cluster.StartComponent(container, bin, args...)
+}
+
+// sidecarLeaseTimes replace the sidecars' leader-election defaults (15 s
+// lease, 10 s renew deadline). A sidecar that misses its renew deadline
+// exits ("Stopped leading"), and here no kubelet restarts it: in a run on a
+// loaded machine, with the snapshot components added, csi-provisioner,
+// csi-attacher and csi-snapshotter all exited in the same second when the
+// guest's apiserver answered the lease updates too late, and every later
+// claim stayed Pending.
+var sidecarLeaseTimes = []string{
+	"--leader-election-lease-duration=3m", "--leader-election-renew-deadline=2m", "--leader-election-retry-period=10s",
 }
 
 // Stop ends the node plugins and the cluster.

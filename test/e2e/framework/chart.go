@@ -27,26 +27,33 @@ type Chart struct {
 
 // LoadChart reads a rendered chart (a multi-document YAML file).
 func LoadChart(path string) (*Chart, error) {
+	objs, err := readObjects(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Chart{Objects: objs}, nil
+}
+
+// readObjects reads the objects of a multi-document YAML file.
+func readObjects(path string) ([]*unstructured.Unstructured, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	c := &Chart{}
+	var out []*unstructured.Unstructured
 	for {
 		var obj map[string]any
 		if err := dec.Decode(&obj); err != nil {
 			if errors.Is(err, io.EOF) {
-				break
+				return out, nil
 			}
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if len(obj) == 0 {
-			continue
+		if len(obj) > 0 {
+			out = append(out, &unstructured.Unstructured{Object: obj})
 		}
-		c.Objects = append(c.Objects, &unstructured.Unstructured{Object: obj})
 	}
-	return c, nil
 }
 
 // installedKinds are what the bed applies from the chart. The Deployment and

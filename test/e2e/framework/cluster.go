@@ -29,6 +29,8 @@ type Bins struct {
 	// Scheduler is kube-scheduler, which only the real node's bed runs
 	// (the stand-in's pods name their node).
 	Scheduler string
+	// Snapshots are external-snapshotter's binaries and CRDs (snapshots.go).
+	Snapshots SnapshotBins
 }
 
 // BinsFromEnv reads the binary paths that test/e2e/guest.sh exports.
@@ -43,17 +45,30 @@ func BinsFromEnv() (Bins, error) {
 		Resizer:           os.Getenv("E2E_CSI_RESIZER"),
 		Scheduler:         os.Getenv("E2E_KUBE_SCHEDULER"),
 	}
-	for name, p := range map[string]string{"E2E_ETCD": b.Etcd, "E2E_KUBE_APISERVER": b.APIServer,
+	if err := checkPaths(map[string]string{"E2E_ETCD": b.Etcd, "E2E_KUBE_APISERVER": b.APIServer,
 		"E2E_KUBE_CONTROLLER_MANAGER": b.ControllerManager, "E2E_KUBECTL": b.Kubectl,
-		"E2E_CSI_PROVISIONER": b.Provisioner, "E2E_CSI_ATTACHER": b.Attacher, "E2E_CSI_RESIZER": b.Resizer, "E2E_KUBE_SCHEDULER": b.Scheduler} {
+		"E2E_CSI_PROVISIONER": b.Provisioner, "E2E_CSI_ATTACHER": b.Attacher, "E2E_CSI_RESIZER": b.Resizer, "E2E_KUBE_SCHEDULER": b.Scheduler},
+		"run the e2e tests with make e2e"); err != nil {
+		return b, err
+	}
+	var err error
+	b.Snapshots, err = snapshotBinsFromEnv()
+	return b, err
+}
+
+// checkPaths checks that each environment variable of paths (name to
+// value) is set and names something that exists; how says how to run the
+// tests so that they are.
+func checkPaths(paths map[string]string, how string) error {
+	for name, p := range paths {
 		if p == "" {
-			return b, fmt.Errorf("%s is not set; run the e2e tests with make e2e", name)
+			return fmt.Errorf("%s is not set; %s", name, how)
 		}
 		if _, err := os.Stat(p); err != nil {
-			return b, fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // Cluster is one Kubernetes control plane on loopback: etcd, kube-apiserver

@@ -44,15 +44,8 @@ type RealNodeConfig struct {
 // RealNodeConfigFromEnv reads E2E_KUBELET and E2E_IMAGES (hack/e2e-env.sh).
 func RealNodeConfigFromEnv() (RealNodeConfig, error) {
 	c := RealNodeConfig{Kubelet: os.Getenv("E2E_KUBELET"), Images: os.Getenv("E2E_IMAGES")}
-	for name, p := range map[string]string{"E2E_KUBELET": c.Kubelet, "E2E_IMAGES": c.Images} {
-		if p == "" {
-			return c, fmt.Errorf("%s is not set; run the real-node tests with make e2e-node", name)
-		}
-		if _, err := os.Stat(p); err != nil {
-			return c, fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	return c, nil
+	return c, checkPaths(map[string]string{"E2E_KUBELET": c.Kubelet, "E2E_IMAGES": c.Images},
+		"run the real-node tests with make e2e-node")
 }
 
 // RealNode is a real kubelet v1.37 with Debian's containerd 1.6 and runc,
