@@ -67,6 +67,22 @@ func TestDefaultController(t *testing.T) {
 	if lp := drv.LivenessProbe; lp == nil || lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" || lp.HTTPGet.Port.String() != "healthz" {
 		t.Errorf("controller driver's livenessProbe %+v, want an httpGet of /healthz on port healthz", lp)
 	}
+	wantStartupProbe(t, "controller", drv)
+}
+
+// wantStartupProbe checks that c, a driver container, waits up to the
+// default startupProbeSeconds (300) for livenessprobe, the pod's last
+// container, to answer before its liveness probe can restart it.
+func wantStartupProbe(t *testing.T, what string, c corev1.Container) {
+	t.Helper()
+	sp := c.StartupProbe
+	if sp == nil || sp.HTTPGet == nil || sp.HTTPGet.Path != "/healthz" || sp.HTTPGet.Port.String() != "healthz" {
+		t.Fatalf("%s driver's startupProbe %+v, want an httpGet of /healthz on port healthz", what, sp)
+	}
+	if got := sp.PeriodSeconds * sp.FailureThreshold; got != 300 {
+		t.Errorf("%s driver's startupProbe allows %d s (period %d × failureThreshold %d), want startupProbeSeconds' default 300",
+			what, got, sp.PeriodSeconds, sp.FailureThreshold)
+	}
 }
 
 func TestDefaultNode(t *testing.T) {
@@ -105,6 +121,7 @@ func TestDefaultNode(t *testing.T) {
 	if lp := drv.LivenessProbe; lp == nil || lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" || lp.HTTPGet.Port.String() != "healthz" {
 		t.Errorf("node driver's livenessProbe %+v", lp)
 	}
+	wantStartupProbe(t, "node", drv)
 	if !slices.ContainsFunc(spec.Tolerations, func(tol corev1.Toleration) bool {
 		return tol.Key == "" && tol.Operator == corev1.TolerationOpExists && tol.Effect == ""
 	}) {
