@@ -15,8 +15,8 @@ trap nfs_csi::cleanup EXIT
 
 # shellcheck source=hack/e2e-artifacts.sh
 source hack/e2e-artifacts.sh
-# A staging directory of its own (CI's checkout is under /tmp): make test
-# runs this in the background while its next steps stage the tree again.
+# A staging directory of its own (CI's checkout is under /tmp), so that a
+# make e2e of the same checkout cannot replace the tree under it.
 E2E_STAGE_NAME=${E2E_STAGE_NAME-e2e-node} nfs_csi::e2e_artifacts "$root" e2e-node go test -c -tags e2e -o _output/e2e/e2e-node.test ./test/e2e/node
 echo "e2e-node: images (test/e2e/build-images.sh)"
 images=${NFS_CSI_IMAGES:-$HOME/.cache/nfs-csi/images}
@@ -33,6 +33,4 @@ echo "e2e-node: images ready in $((SECONDS - t0))s"
 export E2E_HELM=$NFS_CSI_HELM UML_NODE=1
 export UML_PASS_ENV="E2E_HELM E2E_NODE_PHASES $UML_PASS_ENV"
 cd "$UML_ROOT"
-# make test waits for this file before its next step builds and stages.
-if [[ -n ${E2E_NODE_STAGED_FILE:-} ]]; then touch "$E2E_NODE_STAGED_FILE"; fi
 test/uml/run.sh --mem 4G --timeout "${E2E_TIMEOUT:-4800}" -- test/e2e/node/guest.sh "$UML_ROOT" "$@"
