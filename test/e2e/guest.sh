@@ -8,7 +8,7 @@ root=$1; shift
 source "$root/hack/e2e-env.sh"
 nfs_csi::e2e_env "$root" e2e
 log=$UML_RESULTS_DIR/e2e.log
-NFSCTL=$root/test/uml/nfsctl.sh "$root/_output/e2e/e2e.test" -test.v -test.timeout 25m "$@" 2>&1 | tee "$log"
+NFSCTL=$root/test/uml/nfsctl.sh "$root/_output/e2e/e2e.test" -test.v -test.timeout 45m "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" = 0 ]; then echo "RESULT e2e pass"; else echo "RESULT e2e fail (component logs: $E2E_LOG_DIR)"; fi
 exit "$rc"

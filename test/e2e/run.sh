@@ -18,4 +18,4 @@ trap nfs_csi::cleanup EXIT
 source hack/e2e-artifacts.sh
 nfs_csi::e2e_artifacts "$root" e2e go test -c -tags e2e -o _output/e2e/e2e.test ./test/e2e
 cd "$UML_ROOT"
-test/uml/run.sh --mem 4G --timeout "${E2E_TIMEOUT:-1800}" -- test/e2e/guest.sh "$UML_ROOT" "$@"
+test/uml/run.sh --mem 4G --timeout "${E2E_TIMEOUT:-3000}" -- test/e2e/guest.sh "$UML_ROOT" "$@"
