@@ -6,8 +6,9 @@
 # real kernel nfsd: csi-sanity over NFSv3 and NFSv4.1 and the integration
 # tests; then the end-to-end tests on a real Kubernetes control plane
 # (test/e2e/run.sh; the first run builds the control plane, about 35 minutes
-# on 2 cores, cached afterwards); then the chart's pods on a real kubelet
-# and containerd (test/e2e/node/run.sh; E2E_NODE=0 leaves it out).
+# on 2 cores, cached afterwards). The chart's pods on a real kubelet and
+# containerd (test/e2e/node/run.sh) run only with E2E_NODE=1 until the
+# real-node bed has passed in CI (make e2e-node runs them on their own).
 # Ends with "N passed, M failed" and exits
 # non-zero on any failure.
 #
@@ -116,7 +117,7 @@ if ! $unit_only; then
 	step uml-nfs uml_suites
 	step uml-xfs uml_xfs_suite
 	step e2e e2e_suite
-	if [ "${E2E_NODE:-1}" = 1 ]; then
+	if [ "${E2E_NODE:-0}" = 1 ]; then
 		step e2e-node e2e_node_suite
 	fi
 fi
