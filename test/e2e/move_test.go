@@ -78,9 +78,12 @@ func TestMoveBetweenClusters(t *testing.T) {
 	pvYAML := kubectl(t, a, "get", "pv", pv.Name, "-o", "yaml")
 	pvcYAML := kubectl(t, a, "get", "pvc", "-n", ns, "shared", "-o", "yaml")
 
-	// Cluster B: its own etcd, control plane, driver install and node.
+	// Cluster B: its own etcd, control plane, driver install and node, with
+	// only the sidecars this scenario uses.
 	start := time.Now()
-	b, err := framework.StartBed(ctx, cfg, "b", 12379)
+	cfgB := cfg
+	cfgB.CoreOnly = true
+	b, err := framework.StartBed(ctx, cfgB, "b", 12379)
 	if err != nil {
 		t.Fatal(err)
 	}
