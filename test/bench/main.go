@@ -23,8 +23,6 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/example/nfs-csi/pkg/driver"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/klog/v2"
 )
 
@@ -88,32 +86,12 @@ func run(driverBin, server, vers, share string, cycles int, publish bool) result
 	r := result{NFSVersion: vers}
 	work, err := os.MkdirTemp("/tmp", "bench-")
 	check(err, "tempdir")
-	sock := filepath.Join(work, "csi.sock")
-	cmd := exec.Command(driverBin, "--endpoint", "unix://"+sock, "--nodeid", "bench-node", "--workdir", filepath.Join(work, "driver"), "-v=0")
-	// The driver logs every volume at -v=0; written to the UML console that
-	// would measure the console, not the driver.
-	logFile, err := os.Create(filepath.Join(work, "driver.log"))
-	check(err, "driver log")
-	defer logFile.Close()
-	cmd.Stderr = logFile
-	check(cmd.Start(), "start driver")
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	check(err, "dial")
-	defer conn.Close()
+	p := startDriver(driverBin, work)
+	defer p.stop()
+	cmd, conn := p.cmd, p.conn
 	ctrl, node := csi.NewControllerClient(conn), csi.NewNodeClient(conn)
 	ctx := context.Background()
 	params := map[string]string{"server": server, "share": share, "mountOptions": "vers=" + vers}
-	capability := &csi.VolumeCapability{
-		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
-	}
 	create := func(name string) *csi.Volume {
 		resp, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: name, Parameters: params, VolumeCapabilities: []*csi.VolumeCapability{capability}})
 		check(err, "CreateVolume")
