@@ -14,6 +14,7 @@ package umlbed
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/example/nfs-csi/pkg/agent/agenttest"
+	"github.com/example/nfs-csi/pkg/driver"
 )
 
 // ServerNS is the command line that runs args in the NFS server's mount
@@ -149,17 +151,28 @@ func FreeLoopbackAddr() (string, error) {
 // Agent is bin/nfs-csi agent on loopback, as the unit file runs it, with a
 // fresh CA that signs its certificate and its clients'.
 type Agent struct {
-	Addr   string
-	PKI    *agenttest.PKI
+	Addr string
+	PKI  *agenttest.PKI
+	// Output takes the agent's output; nil is the command's stderr.
+	Output io.Writer
 	binary string
 	args   []string
 	cmd    *exec.Cmd
 }
 
-// StartAgent writes the agent's certificates into dir and starts the
-// driver binary's agent on a free loopback port, serving roots with the
-// project IDs ids (for example 5000-5009), and waits until it listens.
+// StartAgent is NewAgent, then Start.
 func StartAgent(binary, dir string, roots []string, ids string) (*Agent, error) {
+	a, err := NewAgent(binary, dir, roots, ids)
+	if err != nil {
+		return nil, err
+	}
+	return a, a.Start()
+}
+
+// NewAgent writes the agent's certificates into dir and prepares the
+// driver binary's agent on a free loopback port, serving roots with the
+// project IDs ids (for example 5000-5009); Start starts it.
+func NewAgent(binary, dir string, roots []string, ids string) (*Agent, error) {
 	pki, cert, key, ca, err := agenttest.AgentFiles(dir)
 	if err != nil {
 		return nil, err
@@ -173,16 +186,18 @@ func StartAgent(binary, dir string, roots []string, ids string) (*Agent, error) 
 	for _, r := range roots {
 		a.args = append(a.args, "--root", r)
 	}
-	return a, a.Start()
+	return a, nil
 }
 
-// Start (re)starts the agent in the server's mount namespace, its output
-// on the command's stderr, and waits up to 20 s until it listens.
+// Start (re)starts the agent in the server's mount namespace and waits up to 20 s until it listens.
 func (a *Agent) Start() error {
 	argv := ServerNS(append([]string{"unshare", "-m", "--propagation", "private", "--",
 		"sh", "-c", `mount -o remount,bind,ro / && exec "$0" "$@"`, a.binary}, a.args...)...)
 	a.cmd = exec.Command(argv[0], argv[1:]...)
-	a.cmd.Stdout, a.cmd.Stderr = os.Stderr, os.Stderr
+	a.cmd.Stdout, a.cmd.Stderr = a.Output, a.Output
+	if a.Output == nil {
+		a.cmd.Stdout, a.cmd.Stderr = os.Stderr, os.Stderr
+	}
 	if err := a.cmd.Start(); err != nil {
 		a.cmd = nil
 		return err
@@ -210,4 +225,15 @@ func (a *Agent) Stop() {
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
 	_ = a.cmd.Wait()
 	a.cmd = nil
+}
+
+// Secrets is what a StorageClass's provisioner and controller-expand
+// secrets hold for the agent: a fresh client certificate its CA signed,
+// under the keys the driver reads.
+func (a *Agent) Secrets() (map[string]string, error) {
+	pair, err := a.PKI.Client("nfs-csi-controller")
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{driver.SecretAgentCert: string(pair.CertPEM), driver.SecretAgentKey: string(pair.KeyPEM), driver.SecretAgentCA: string(a.PKI.CAPEM)}, nil
 }
