@@ -72,8 +72,8 @@ func main() {
 		rep.Copies, rep.Capacity = issueRows(*driverBin, server, exportDir, *snapshots, *capacity, *copyFiles, *copyMiB, *cycles, *statsFiles)
 	}
 	printTable(rep.Versions)
-	printCopyTable(rep.Copies)
-	printCapacityTable(rep.Capacity)
+	printCopyTable(os.Stdout, rep.Copies)
+	printCapacityTable(os.Stdout, rep.Capacity)
 	if *out != "" {
 		data, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {

@@ -92,33 +92,9 @@ func copyRows(p *driverProc, x copyExport, work string, files, mib int) copyResu
 	}()
 	srcDir := filepath.Join(mnt, subDir)
 
-	floor := func(what string, argv ...string) (float64, error) {
-		dropCaches()
-		t0 := time.Now()
-		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("%s: %v: %s", what, err, firstLine(out))
-		}
-		return time.Since(t0).Seconds(), nil
-	}
-	reflinked := filepath.Join(mnt, "bench-floor-reflink")
-	var err error
-	if r.BareReflinkS, err = floor("cp -a --reflink=always", "cp", "-a", "--reflink=always", srcDir, reflinked); err != nil {
-		r.BareReflinkError = err.Error()
-	}
-	check(os.RemoveAll(reflinked), "remove "+reflinked)
-	copied := filepath.Join(mnt, "bench-floor-copy")
-	r.BareCopyS, err = floor("cp -a --reflink=never", "cp", "-a", "--reflink=never", srcDir, copied)
+	f, err := measureFloors(srcDir, mnt)
 	check(err, x.name)
-	check(os.RemoveAll(copied), "remove "+copied)
-	tgz, untarred := filepath.Join(mnt, "bench-floor.tgz"), filepath.Join(mnt, "bench-floor-untar")
-	r.TarCzfS, err = floor("tar czf", "tar", "-czf", tgz, "-C", srcDir, ".")
-	check(err, x.name)
-	check(os.Mkdir(untarred, 0o755), "mkdir "+untarred)
-	r.TarXzfS, err = floor("tar xzf", "tar", "-xzf", tgz, "-C", untarred)
-	check(err, x.name)
-	check(os.RemoveAll(untarred), "remove "+untarred)
-	check(os.Remove(tgz), "remove "+tgz)
+	r.BareReflinkS, r.BareReflinkError, r.BareCopyS, r.TarCzfS, r.TarXzfS = f.reflinkS, f.reflinkError, f.copyS, f.tarCzfS, f.tarXzfS
 
 	dropCaches()
 	t0 = time.Now()
@@ -150,6 +126,59 @@ func copyRows(p *driverProc, x copyExport, work string, files, mib int) copyResu
 	r.SnapshotVsCopy, r.RestoreVsCopy, r.CloneVsCopy = ratio(r.SnapshotS, r.BareCopyS), ratio(r.RestoreS, r.BareCopyS), ratio(r.CloneS, r.BareCopyS)
 	r.SnapshotVsTarCzf, r.RestoreVsTarXzf = ratio(r.TarCzfS, r.SnapshotS), ratio(r.TarXzfS, r.RestoreS)
 	return r
+}
+
+// floors are the bare copies of a tree, in seconds.
+type floors struct {
+	reflinkS, copyS, tarCzfS, tarXzfS float64
+	reflinkError                      string // why cp --reflink=always failed
+}
+
+// measureFloors copies the tree srcDir into new entries of scratch (a
+// directory on the same mount) with cp -a --reflink=always, cp -a
+// --reflink=never, and tar czf into a file then tar xzf of it, each from
+// cold caches, and removes each copy before the next. A file system that
+// cannot reflink is no error: reflinkError says why.
+func measureFloors(srcDir, scratch string) (floors, error) {
+	var f floors
+	timed := func(what string, argv ...string) (float64, error) {
+		dropCaches()
+		t0 := time.Now()
+		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("%s: %v: %s", what, err, firstLine(out))
+		}
+		return time.Since(t0).Seconds(), nil
+	}
+	reflinked := filepath.Join(scratch, "bench-floor-reflink")
+	var err error
+	if f.reflinkS, err = timed("cp -a --reflink=always", "cp", "-a", "--reflink=always", srcDir, reflinked); err != nil {
+		f.reflinkError = err.Error()
+	}
+	if err := os.RemoveAll(reflinked); err != nil {
+		return f, err
+	}
+	copied := filepath.Join(scratch, "bench-floor-copy")
+	if f.copyS, err = timed("cp -a --reflink=never", "cp", "-a", "--reflink=never", srcDir, copied); err != nil {
+		return f, err
+	}
+	if err := os.RemoveAll(copied); err != nil {
+		return f, err
+	}
+	tgz, untarred := filepath.Join(scratch, "bench-floor.tgz"), filepath.Join(scratch, "bench-floor-untar")
+	if f.tarCzfS, err = timed("tar czf", "tar", "-czf", tgz, "-C", srcDir, "."); err != nil {
+		return f, err
+	}
+	if err := os.Mkdir(untarred, 0o755); err != nil {
+		return f, err
+	}
+	if f.tarXzfS, err = timed("tar xzf", "tar", "-xzf", tgz, "-C", untarred); err != nil {
+		return f, err
+	}
+	if err := os.RemoveAll(untarred); err != nil {
+		return f, err
+	}
+	return f, os.Remove(tgz)
 }
 
 // createSnapshot calls CreateSnapshot, as csi-snapshotter does, until the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -9,6 +10,9 @@ import (
 func cell(v float64, unit string) string {
 	if v <= 0 {
 		return "n/a"
+	}
+	if v < 1 {
+		return fmt.Sprintf("%.2f%s", v, unit)
 	}
 	return fmt.Sprintf("%.1f%s", v, unit)
 }
@@ -23,36 +27,36 @@ func verdict(ok bool) string {
 // printCopyTable prints the snapshot rows, one column per export. A target
 // applies to the exports it names: the reflink targets to xfs, the plain
 // copy target to tmpfs.
-func printCopyTable(rs []copyResult) {
+func printCopyTable(w io.Writer, rs []copyResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Println()
-	fmt.Printf("%-52s", fmt.Sprintf("snapshots (NFSv4.2, %d files, %d MiB)", rs[0].Files, rs[0].MiB))
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-52s", fmt.Sprintf("snapshots (NFSv4.2, %d files, %d MiB)", rs[0].Files, rs[0].MiB))
 	for _, r := range rs {
-		fmt.Printf(" %16s", r.Export)
+		fmt.Fprintf(w, " %16s", r.Export)
 	}
-	fmt.Println("   target")
+	fmt.Fprintln(w, "   target")
 	row := func(label, unit string, get func(copyResult) float64, target string, applies func(copyResult) bool, ok func(copyResult) bool) {
-		fmt.Printf("%-52s", label)
+		fmt.Fprintf(w, "%-52s", label)
 		var verdicts []string
 		for _, r := range rs {
-			fmt.Printf(" %16s", cell(get(r), unit))
+			fmt.Fprintf(w, " %16s", cell(get(r), unit))
 			if ok != nil && applies(r) && get(r) > 0 {
 				verdicts = append(verdicts, r.Export+" "+verdict(ok(r)))
 			}
 		}
-		fmt.Printf("   %s", target)
+		fmt.Fprintf(w, "   %s", target)
 		if len(verdicts) > 0 {
-			fmt.Printf(" [%s]", strings.Join(verdicts, ", "))
+			fmt.Fprintf(w, " [%s]", strings.Join(verdicts, ", "))
 		}
-		fmt.Println()
+		fmt.Fprintln(w)
 	}
-	fmt.Printf("%-52s", "copy method the snapshot's record names")
+	fmt.Fprintf(w, "%-52s", "copy method the snapshot's record names")
 	for _, r := range rs {
-		fmt.Printf(" %16s", r.SnapshotMethod)
+		fmt.Fprintf(w, " %16s", r.SnapshotMethod)
 	}
-	fmt.Println()
+	fmt.Fprintln(w)
 	isXFS := func(r copyResult) bool { return r.Export == "xfs" }
 	isTmpfs := func(r copyResult) bool { return r.Export == "tmpfs" }
 	row("CreateSnapshot until ready_to_use", "s", func(r copyResult) float64 { return r.SnapshotS }, "", nil, nil)
@@ -72,24 +76,24 @@ func printCopyTable(rs []copyResult) {
 	row("  restore speedup vs tar xzf", "x", func(r copyResult) float64 { return r.RestoreVsTarXzf }, ">= 4x on xfs", isXFS, func(r copyResult) bool { return r.RestoreVsTarXzf >= 4 })
 	for _, r := range rs {
 		if r.BareReflinkError != "" {
-			fmt.Printf("%s: cp --reflink=always did not reflink: %s\n", r.Export, r.BareReflinkError)
+			fmt.Fprintf(w, "%s: cp --reflink=always did not reflink: %s\n", r.Export, r.BareReflinkError)
 		}
 	}
 }
 
 // printCapacityTable prints the enforced-capacity rows.
-func printCapacityTable(r *capacityResult) {
+func printCapacityTable(w io.Writer, r *capacityResult) {
 	if r == nil {
 		return
 	}
-	fmt.Println()
-	fmt.Printf("%-56s %12s   %s\n", fmt.Sprintf("capacity (%s prjquota, NFSv%s, agent over mTLS)", r.Export, r.NFSVersion), "", "target")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-56s %12s   %s\n", fmt.Sprintf("capacity (%s prjquota, NFSv%s, agent over mTLS)", r.Export, r.NFSVersion), "", "target")
 	row := func(label string, v float64, unit, target string, ok *bool) {
-		fmt.Printf("%-56s %12s   %s", label, cell(v, unit), target)
+		fmt.Fprintf(w, "%-56s %12s   %s", label, cell(v, unit), target)
 		if ok != nil {
-			fmt.Printf(" [%s]", verdict(*ok))
+			fmt.Fprintf(w, " [%s]", verdict(*ok))
 		}
-		fmt.Println()
+		fmt.Fprintln(w)
 	}
 	is := func(b bool) *bool { return &b }
 	row("CreateVolume+DeleteVolume, enforced, sequential", r.CreateDeleteEnforcedPerSec, "/s", "", nil)
@@ -97,7 +101,7 @@ func printCapacityTable(r *capacityResult) {
 	row("  slowdown from enforcement", r.EnforcementSlowdown, "x", "<= 2x", is(r.EnforcementSlowdown <= 2))
 	row("ControllerExpandVolume p50, enforced", r.ExpandEnforcedP50Ms, "ms", "", nil)
 	row("ControllerExpandVolume p50, not enforced (record only)", r.ExpandPlainP50Ms, "ms", "", nil)
-	fmt.Printf("NodeGetVolumeStats on a volume of %d files:\n", r.StatsFiles)
+	fmt.Fprintf(w, "NodeGetVolumeStats on a volume of %d files:\n", r.StatsFiles)
 	row("  quota (statfs) p50, source "+r.StatsQuotaSrc, r.StatsQuotaP50Ms, "ms", "", nil)
 	row("  quota (statfs) p99", r.StatsQuotaP99Ms, "ms", "", nil)
 	row("  bare statfs of the same mount p50", r.BareStatfsP50Ms, "ms", "", nil)
