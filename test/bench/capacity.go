@@ -110,7 +110,7 @@ func capacityRows(p *driverProc, x *umlbed.Export, a *umlbed.Agent, work string,
 	r.ExpandPlainP50Ms = expandP50("plain", plain)
 	r.ExpandEnforcedP50Ms = expandP50("enforced", enforced)
 
-	vol := createVolume(ctx, ctrl, sized("bench-stats", 1<<30, enforced))
+	vol := createVolume(ctx, ctrl, sized("bench-stats", 256<<20, enforced)) // empty files take no blocks
 	subDir := vol.GetVolumeContext()["subDir"]
 	if subDir == "" {
 		fail("the stats volume " + vol.GetVolumeId() + " has no subDir in its volume context")
