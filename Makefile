@@ -44,7 +44,7 @@ unit:
 
 ## bench: the UML benchmark; prints a table and writes _output/bench.json
 bench:
-	hack/bench.sh
+	hack/bench.sh $(BENCH_FLAGS)
 
 ## demo: a Kubernetes 1.37 control plane and kernel nfsd under UML: chart installed, PVC Bound, attached, mounted, a file on the export (about 2 minutes; the first run builds the control plane, about 35 minutes)
 demo:

@@ -23,8 +23,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/example/nfs-csi/pkg/driver"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"github.com/example/nfs-csi/test/umlbed"
 	"k8s.io/klog/v2"
 )
 
@@ -55,22 +54,84 @@ func main() {
 	out := flag.String("out", "", "JSON output file")
 	cycles := flag.Int("cycles", 200, "create+delete cycles per measurement")
 	publish := flag.Bool("publish", true, "also measure publish/unpublish against bare mount/umount (slow)")
+	snapshots := flag.Bool("snapshots", true, "also measure CreateSnapshot, restore and clone against cp -a and tar on the tmpfs export and on an XFS export (issue 10)")
+	copyMiB := flag.Int("copy-mib", 200, "MiB in the snapshot rows' source volume (the export holds three copies at once)")
+	copyFiles := flag.Int("copy-files", 2000, "files in the snapshot rows' source volume")
+	capacity := flag.Bool("capacity", true, "also measure enforced capacity on an XFS export with the quota agent (issue 11)")
+	statsFiles := flag.Int("stats-files", 100_000, "files in the volume whose NodeGetVolumeStats the capacity rows measure")
 	flag.Parse()
 	server, exportDir := os.Getenv("NFS_SERVER"), os.Getenv("NFS_EXPORT_DIR")
 	if server == "" || exportDir == "" {
 		fail("run inside test/uml/run.sh (NFS_SERVER, NFS_EXPORT_DIR)")
 	}
-	var results []result
+	var rep report
 	for _, v := range []struct{ vers, share string }{{"3", os.Getenv("NFS_SHARE_V3")}, {"4.1", os.Getenv("NFS_SHARE_V4")}} {
-		results = append(results, run(*driverBin, server, v.vers, v.share, *cycles, *publish))
+		rep.Versions = append(rep.Versions, run(*driverBin, server, v.vers, v.share, *cycles, *publish))
 	}
-	printTable(results)
+	if *snapshots || *capacity {
+		rep.Copies, rep.Capacity = issueRows(*driverBin, server, exportDir, *snapshots, *capacity, *copyFiles, *copyMiB, *cycles, *statsFiles)
+	}
+	printTable(rep.Versions)
+	printCopyTable(os.Stdout, rep.Copies)
+	printCapacityTable(os.Stdout, rep.Capacity)
 	if *out != "" {
-		data, _ := json.MarshalIndent(results, "", "  ")
+		data, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
 			fail(err.Error())
 		}
 	}
+}
+
+// report is what _output/bench.json holds.
+type report struct {
+	// Versions are the create+delete, publish and stats rows per NFS
+	// version, on the harness's tmpfs export.
+	Versions []result `json:"versions"`
+	// Copies are the snapshot rows (issue 10), per export.
+	Copies []copyResult `json:"snapshots,omitempty"`
+	// Capacity is the enforced-capacity rows (issue 11).
+	Capacity *capacityResult `json:"capacity,omitempty"`
+}
+
+// issueRows runs the snapshot rows on the harness's export and then, like
+// the capacity rows, on an XFS export with prjquota that it makes inside
+// the same guest (umlbed.NewExport), with its own driver process.
+func issueRows(driverBin, server, exportDir string, snapshots, capacity bool, copyFiles, copyMiB, cycles, statsFiles int) ([]copyResult, *capacityResult) {
+	work, err := os.MkdirTemp("/tmp", "bench-issues-")
+	check(err, "tempdir")
+	p := startDriver(driverBin, work)
+	defer p.stop()
+	var copies []copyResult
+	if snapshots {
+		fs := os.Getenv("NFS_EXPORT_FS")
+		if fs == "" || fs == "tmpfs" {
+			fs = "tmpfs"
+			ensureTmpfsRoom(exportDir, 3*int64(copyMiB)<<20)
+		}
+		copies = append(copies, copyRows(p, copyExport{name: fs, server: server, share: os.Getenv("NFS_SHARE_V4"), local: exportDir}, work, copyFiles, copyMiB))
+	}
+	// The image is sparse in the guest's /tmp: what counts is the blocks
+	// written, at most three copies of the snapshot rows' tree.
+	size := fmt.Sprintf("%dM", max(2048, 4*copyMiB+1024))
+	x, err := umlbed.NewExport("xfs", "qbench", size, 73)
+	check(err, "the XFS export")
+	defer x.Close(func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) })
+	if snapshots {
+		copies = append(copies, copyRows(p, copyExport{name: "xfs", server: server, share: x.V4Share, local: x.Dir}, work, copyFiles, copyMiB))
+	}
+	if !capacity {
+		return copies, nil
+	}
+	a, err := umlbed.NewAgent(driverBin, work, x.Roots(), "5000-5999")
+	check(err, "the quota agent")
+	agentLog, err := os.Create(filepath.Join(work, "agent.log"))
+	check(err, "agent log")
+	defer agentLog.Close()
+	a.Output = agentLog
+	check(a.Start(), "start the quota agent")
+	defer a.Stop()
+	c := capacityRows(p, x, a, work, cycles, statsFiles)
+	return copies, &c
 }
 
 func fail(msg string) {
@@ -88,32 +149,12 @@ func run(driverBin, server, vers, share string, cycles int, publish bool) result
 	r := result{NFSVersion: vers}
 	work, err := os.MkdirTemp("/tmp", "bench-")
 	check(err, "tempdir")
-	sock := filepath.Join(work, "csi.sock")
-	cmd := exec.Command(driverBin, "--endpoint", "unix://"+sock, "--nodeid", "bench-node", "--workdir", filepath.Join(work, "driver"), "-v=0")
-	// The driver logs every volume at -v=0; written to the UML console that
-	// would measure the console, not the driver.
-	logFile, err := os.Create(filepath.Join(work, "driver.log"))
-	check(err, "driver log")
-	defer logFile.Close()
-	cmd.Stderr = logFile
-	check(cmd.Start(), "start driver")
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	check(err, "dial")
-	defer conn.Close()
+	p := startDriver(driverBin, work)
+	defer p.stop()
+	cmd, conn := p.cmd, p.conn
 	ctrl, node := csi.NewControllerClient(conn), csi.NewNodeClient(conn)
 	ctx := context.Background()
 	params := map[string]string{"server": server, "share": share, "mountOptions": "vers=" + vers}
-	capability := &csi.VolumeCapability{
-		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
-	}
 	create := func(name string) *csi.Volume {
 		resp, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: name, Parameters: params, VolumeCapabilities: []*csi.VolumeCapability{capability}})
 		check(err, "CreateVolume")
@@ -321,12 +362,6 @@ func peakRSSMiB(pid int) float64 {
 }
 
 func printTable(rs []result) {
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "MISSED"
-	}
 	fmt.Println()
 	fmt.Printf("%-46s %12s %12s   %s\n", "measure (UML, one run)", "NFSv"+rs[0].NFSVersion, "NFSv"+rs[1].NFSVersion, "target")
 	row := func(label, unit string, get func(result) float64, target string, ok func(result) bool) {

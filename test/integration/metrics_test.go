@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/example/nfs-csi/pkg/driver"
+	"github.com/example/nfs-csi/test/umlbed"
 )
 
 // driverBinary is bin/nfs-csi next to the _output/ that holds this test
@@ -47,12 +47,11 @@ func driverBinary(t *testing.T) string {
 // freeLoopbackAddr returns a 127.0.0.1 address with a port nobody listens on.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := umlbed.FreeLoopbackAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lis.Close()
-	return lis.Addr().String()
+	return addr
 }
 
 // startDriverBinary runs bin/nfs-csi in mode both with --metrics-address on

@@ -22,11 +22,11 @@ import (
 // secrets hold for the agent: a client certificate its CA signed.
 func agentSecrets(t *testing.T, a *runningAgent) map[string]string {
 	t.Helper()
-	pair, err := a.pki.Client("nfs-csi-controller")
+	secrets, err := a.a.Secrets()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]string{driver.SecretAgentCert: string(pair.CertPEM), driver.SecretAgentKey: string(pair.KeyPEM), driver.SecretAgentCA: string(a.pki.CAPEM)}
+	return secrets
 }
 
 // volumeStats calls NodeGetVolumeStats as the kubelet does and returns the

@@ -6,12 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,98 +16,48 @@ import (
 
 	"github.com/example/nfs-csi/pkg/agent"
 	"github.com/example/nfs-csi/pkg/agent/agenttest"
+	"github.com/example/nfs-csi/test/umlbed"
 )
 
-// quotaExport is a file system with project quotas on a loop device,
-// mounted with prjquota at /run/export/<name> and exported on its own, so
-// that NFSv3 reaches it as /run/export/<name> and NFSv4 as /<name> below
-// the pseudo-root.
-//
-// The tests run in a mount namespace of their own (test/uml/init.sh), and
-// a mount made there is invisible to rpc.mountd and nfsd, which resolve
-// export paths in the guest's first namespace. So the file system is
-// mounted there (serverNS), the agent runs there (in a child namespace
-// with / read-only, like the tests), and the tests reach its files through
-// /proc/1/root.
+// quotaExport is a file system with project quotas exported on its own
+// (umlbed.Export: mounted and exported in the server's mount namespace,
+// reached here through /proc/1/root).
 type quotaExport struct {
 	kind    string // xfs or ext4
 	path    string // the path on the server, as exports and the agent see it
 	dir     string // the same directory as this test reaches it
 	v3Share string
 	v4Share string
-}
-
-// serverNS is the command line that runs args in the NFS server's mount
-// namespace.
-func serverNS(args ...string) []string {
-	return append([]string{"nsenter", "--mount=/proc/1/ns/mnt", "--"}, args...)
+	x       *umlbed.Export
 }
 
 func run(t *testing.T, argv ...string) string {
 	t.Helper()
-	out, err := command(argv).CombinedOutput()
+	out, err := umlbed.Run(argv...)
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return out
 }
-
-func command(argv []string) *exec.Cmd { return exec.Command(argv[0], argv[1:]...) }
 
 var fsids = map[string]int{"xfs": 71, "ext4": 72}
 
 func newQuotaExport(t *testing.T, kind string) *quotaExport {
 	t.Helper()
-	run(t, "modprobe", "loop")
-	name := "q" + kind
-	img := filepath.Join("/tmp", name+".img")
 	size := "320M" // mkfs.xfs refuses file systems under 300 MB
 	if kind == "ext4" {
 		size = "160M"
 	}
-	run(t, "truncate", "-s", size, img)
-	dev := run(t, "losetup", "-f", "--show", img)
-	if kind == "xfs" {
-		run(t, "mkfs.xfs", "-q", "-f", dev)
-	} else {
-		run(t, "mkfs.ext4", "-q", "-F", "-O", "quota,project", dev)
-	}
-	path := filepath.Join(exportDir(), name)
-	q := &quotaExport{kind: kind, path: path, dir: "/proc/1/root" + path, v3Share: path, v4Share: "/" + name}
-	if err := os.Mkdir(path, 0o755); err != nil {
+	x, err := umlbed.NewExport(kind, "q"+kind, size, fsids[kind])
+	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, serverNS("mount", "-t", kind, "-o", "prjquota", dev, path)...)
-	client := os.Getenv("NFS_SERVER") + ":" + path
-	run(t, "exportfs", "-o", fmt.Sprintf("rw,insecure,no_root_squash,no_subtree_check,fsid=%d", fsids[kind]), client)
-	t.Cleanup(func() {
-		_ = exec.Command("exportfs", "-u", client).Run()
-		_ = exec.Command("exportfs", "-f").Run()
-		// nfsd lets go of the file system's files a moment after the
-		// export is withdrawn (NFSv4 state until the client's unmount ends).
-		for i := 0; ; i++ {
-			out, err := command(serverNS("umount", path)).CombinedOutput()
-			if err == nil {
-				break
-			}
-			if i == 10 {
-				t.Logf("unmount %s: %v\n%s; detaching it", path, err, out)
-				_ = command(serverNS("umount", "-l", path)).Run()
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		_ = exec.Command("losetup", "-d", dev).Run()
-		_ = os.Remove(path)
-		_ = os.Remove(img)
-	})
-	return q
+	t.Cleanup(func() { x.Close(t.Logf) })
+	return &quotaExport{kind: kind, path: x.Path, dir: x.Dir, v3Share: x.V3Share, v4Share: x.V4Share, x: x}
 }
 
 // roots are the agent's --root flags for both ways of naming the export.
-func (q *quotaExport) roots() []string {
-	return []string{q.v3Share, q.v4Share + "=" + q.path}
-}
+func (q *quotaExport) roots() []string { return q.x.Roots() }
 
 // volume makes a directory with the record CreateVolume would have written
 // (the controller's part), world-writable so that an unprivileged writer
@@ -136,61 +83,34 @@ func (q *quotaExport) record(t *testing.T, subDir, id string) {
 	}
 }
 
-// runningAgent is bin/nfs-csi agent on loopback, as the unit file runs it.
+// runningAgent is bin/nfs-csi agent on loopback, as the unit file runs it
+// (umlbed.Agent).
 type runningAgent struct {
 	addr string
 	pki  *agenttest.PKI
-	cmd  *exec.Cmd
-	args []string
+	a    *umlbed.Agent
 }
 
 func startAgent(t *testing.T, roots []string, ids string) *runningAgent {
 	t.Helper()
-	pki, cert, key, ca, err := agenttest.AgentFiles(t.TempDir())
+	a, err := umlbed.StartAgent(driverBinary(t), t.TempDir(), roots, ids)
+	if a != nil {
+		t.Cleanup(a.Stop)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &runningAgent{addr: freeLoopbackAddr(t), pki: pki}
-	a.args = []string{"agent", "--listen", a.addr, "--project-ids", ids, "--tls-cert", cert, "--tls-key", key, "--client-ca", ca}
-	for _, r := range roots {
-		a.args = append(a.args, "--root", r)
-	}
-	a.start(t)
-	t.Cleanup(func() { a.stop(t) })
-	return a
+	return &runningAgent{addr: a.Addr, pki: a.PKI, a: a}
 }
 
 func (a *runningAgent) start(t *testing.T) {
 	t.Helper()
-	argv := serverNS(append([]string{"unshare", "-m", "--propagation", "private", "--",
-		"sh", "-c", `mount -o remount,bind,ro / && exec "$0" "$@"`, driverBinary(t)}, a.args...)...)
-	a.cmd = command(argv)
-	a.cmd.Stdout, a.cmd.Stderr = os.Stderr, os.Stderr
-	if err := a.cmd.Start(); err != nil {
+	if err := a.a.Start(); err != nil {
 		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", a.addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent does not listen on %s: %v", a.addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (a *runningAgent) stop(t *testing.T) {
-	if a.cmd == nil {
-		return
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	_ = a.cmd.Wait()
-	a.cmd = nil
-}
+func (a *runningAgent) stop(*testing.T) { a.a.Stop() }
 
 // client is a controller's client of the agent with a certificate of signer.
 func (a *runningAgent) client(t *testing.T, signer *agenttest.PKI) *agent.Client {
