@@ -43,8 +43,12 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 FROM debian:${DEBIAN_RELEASE}-slim
 # nfs-common provides mount.nfs/mount.nfs4 (the kernel's NFS client helper);
 # mount/umount come from util-linux's mount, already in the base image.
+# netbase provides /etc/protocols and /etc/services, which the slim image
+# lacks: without them every NFSv3 mount failed with "mount.nfs: Protocol not
+# supported" (its rpcbind and mountd calls look up "tcp" and "udp" by name),
+# while NFSv4 mounts, which need neither, worked.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nfs-common \
+ && apt-get install -y --no-install-recommends nfs-common netbase \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 nfs-csi \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nfs-csi

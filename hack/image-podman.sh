@@ -156,6 +156,18 @@ nfs_csi::podman_image() {
     --build-arg "VERSION=$VERSION" --build-arg "GIT_COMMIT=$GIT_COMMIT" --build-arg "BUILD_DATE=$BUILD_DATE" \
     ${PODMAN_BUILD_ARGS:-} --tag "$image:$tag" "$NFS_CSI_ROOT" >&2 || return 1
   local built=$SECONDS
+  # What the driver runs in the image, checked before the archive is saved:
+  # mount.nfs, and the transport names it looks up for NFSv3 (an image
+  # without /etc/protocols failed every NFSv3 mount with "Protocol not
+  # supported" while NFSv4 worked).
+  # (podman image mount, not podman run: runc here cannot set the
+  # container's open-files limit.)
+  local rootfs ok=1
+  rootfs=$(podman image mount "$image:$tag") || return 1
+  [[ -x $rootfs/sbin/mount.nfs && -s $rootfs/etc/netconfig ]] &&
+    grep -q '^tcp[[:space:]]' "$rootfs/etc/protocols" && grep -q '^udp[[:space:]]' "$rootfs/etc/protocols" || ok=0
+  podman image unmount "$image:$tag" >/dev/null
+  [[ $ok == 1 ]] || { nfs_csi::image_log "$image:$tag: mount.nfs, /etc/netconfig or /etc/protocols (tcp, udp) missing in the image: NFSv3 mounts would fail"; return 1; }
   rm -f "$out.tmp"
   podman save --quiet --format oci-archive -o "$out.tmp" "$image:$tag" >&2 || { rm -f "$out.tmp"; return 1; }
   mv -f "$out.tmp" "$out" || return 1

@@ -81,7 +81,9 @@ func (e *MountError) Explain(server, export, node string) string {
 	case MountTimedOut:
 		hint = fmt.Sprintf("the mount did not finish in time; the NFS server %s is probably down or unreachable from this node (%s). The mount helper was killed", server, node)
 	case MountVersionUnsupported:
-		hint = fmt.Sprintf("the server %s does not offer the requested NFS version or transport; check the vers= and proto= mount options against the server's configuration", server)
+		hint = fmt.Sprintf("the server %s does not offer the requested NFS version or transport; check the vers= and proto= mount options against the server's configuration. "+
+			"If the same mount works from another machine, this node's mount.nfs cannot name its transports: with NFSv3 it fails this way when /etc/protocols "+
+			"or /etc/netconfig is missing (Debian's netbase and libtirpc-common packages; the project's image has both)", server)
 	case MountHelperMissing:
 		hint = "the NFS mount helper mount.nfs is missing on this node; install nfs-common (Debian/Ubuntu) or nfs-utils (RHEL/Fedora) in the driver's image or on the host"
 	case MountStatdMissing:

@@ -68,7 +68,7 @@ func TestMountErrorExplain(t *testing.T) {
 			[]string{server, export, "no directory"}},
 		{"unreachable", "mount.nfs: Connection refused", errExit32, []string{server, node, "rpcinfo -p " + server, "2049"}},
 		{"timed out", "", context.DeadlineExceeded, []string{server, node, "did not finish in time"}},
-		{"version", "mount.nfs: Protocol not supported", errExit32, []string{server, "vers="}},
+		{"version", "mount.nfs: Protocol not supported", errExit32, []string{server, "vers=", "/etc/protocols"}},
 		{"helper", "mount: /x: bad option; for several filesystems (e.g. nfs, cifs) you might need a /sbin/mount.<type> helper program.", errExit32,
 			[]string{"nfs-common", "nfs-utils"}},
 		{"statd", "mount.nfs: rpc.statd is not running but is required for remote locking.", errExit32, []string{"rpc.statd", "nolock"}},

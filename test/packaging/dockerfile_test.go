@@ -21,10 +21,12 @@ func TestDockerfile(t *testing.T) {
 		"GOARM from TARGETVARIANT":                       `GOARM="\$\{TARGETVARIANT#v\}"`,
 		"runtime on Debian trixie slim":                  `(?m)^ARG DEBIAN_RELEASE=trixie$`,
 		"runtime installs nfs-common":                    `apt-get install -y --no-install-recommends nfs-common`,
-		"binary at /usr/bin/nfs-csi":                     `(?m)^COPY --from=build /out/nfs-csi /usr/bin/nfs-csi$`,
-		"entrypoint /usr/bin/nfs-csi":                    `(?m)^ENTRYPOINT \["/usr/bin/nfs-csi"\]$`,
-		"non-root user":                                  `(?m)^USER 65532:65532$`,
-		"OCI labels":                                     `org\.opencontainers\.image\.(source|version|revision)`,
+		// /etc/protocols: NFSv3 mounts failed without it ("Protocol not supported").
+		"runtime installs netbase":    `apt-get install -y --no-install-recommends nfs-common netbase`,
+		"binary at /usr/bin/nfs-csi":  `(?m)^COPY --from=build /out/nfs-csi /usr/bin/nfs-csi$`,
+		"entrypoint /usr/bin/nfs-csi": `(?m)^ENTRYPOINT \["/usr/bin/nfs-csi"\]$`,
+		"non-root user":               `(?m)^USER 65532:65532$`,
+		"OCI labels":                  `org\.opencontainers\.image\.(source|version|revision)`,
 	} {
 		if !regexp.MustCompile(re).MatchString(df) {
 			t.Errorf("Dockerfile: %s: no line matches %s", name, re)
