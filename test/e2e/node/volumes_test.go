@@ -128,6 +128,7 @@ func TestNodePluginRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := plugins[0]
+	start := time.Now()
 	if err := cluster.Client.CoreV1().Pods(old.Namespace).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +148,11 @@ func TestNodePluginRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no new plugin pod Ready after deleting %s: %v\n%s", old.Name, err, cluster.PodsReport(ctx, framework.ChartNamespace, nodeSelector))
 	}
+	t.Logf("new plugin pod Ready %.1fs after deleting %s", time.Since(start).Seconds(), old.Name)
 	waitTicking(t, tick, "with the new plugin pod")
+	start = time.Now()
 	deletePod(t, ctx, pod)
+	t.Logf("pod %s/%s deleted and unpublished in %.1fs", pod.Namespace, pod.Name, time.Since(start).Seconds())
 	if src, fstype := mountedAt(t, target); src != "" {
 		t.Errorf("the new plugin pod left %s (%s) mounted at %s", src, fstype, target)
 	}
