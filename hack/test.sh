@@ -6,9 +6,10 @@
 # real kernel nfsd: csi-sanity over NFSv3 and NFSv4.1 and the integration
 # tests; then the end-to-end tests on a real Kubernetes control plane
 # (test/e2e/run.sh; the first run builds the control plane, about 35 minutes
-# on 2 cores, cached afterwards). The chart's pods on a real kubelet and
-# containerd (test/e2e/node/run.sh) run only with E2E_NODE=1 until the
-# real-node bed has passed in CI (make e2e-node runs them on their own).
+# on 2 cores, cached afterwards); then the chart's own pods, from images
+# built here, on a real kubelet and containerd (test/e2e/node/run.sh, its
+# six scenarios). E2E_NODE=0 leaves that last step out (make e2e-node runs
+# it on its own).
 # Ends with "N passed, M failed" and exits
 # non-zero on any failure.
 #
@@ -117,7 +118,7 @@ if ! $unit_only; then
 	step uml-nfs uml_suites
 	step uml-xfs uml_xfs_suite
 	step e2e e2e_suite
-	if [ "${E2E_NODE:-0}" = 1 ]; then
+	if [ "${E2E_NODE:-1}" = 1 ]; then
 		step e2e-node e2e_node_suite
 	fi
 fi
