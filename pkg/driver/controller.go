@@ -93,6 +93,9 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		OnDelete:     params.OnDelete,
 		MountOptions: nfs.MergeMountOptions(params.MountOptions, capabilityMountFlags(req.GetVolumeCapabilities()...)),
 	}
+	if err := nfs.CheckMountOptions(vol.MountOptions); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "CreateVolume %s on %s:%s: %v", name, params.Server, params.Share, err)
+	}
 	id := vol.ID()
 	rec := nfs.Record{
 		Name: name, VolumeID: id, CapacityBytes: capacity, MountPermissions: formatPermissions(params.MountPermissions), ClusterID: d.cfg.ClusterID,

@@ -77,6 +77,13 @@ func TestCreateVolumeInvalidArgument(t *testing.T) {
 		{"bad mount flag", func(r *csi.CreateVolumeRequest) {
 			r.VolumeCapabilities = []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, "a b")}
 		}, []string{"mount flags"}},
+		{"two NFS versions in the class's mount options", func(r *csi.CreateVolumeRequest) {
+			r.VolumeCapabilities = []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, "nfsvers=3", "nfsvers=4.1", "nolock")}
+		}, []string{"nfsvers=3, nfsvers=4.1", "pvc-1"}},
+		{"a version in the parameter and another in the class", func(r *csi.CreateVolumeRequest) {
+			r.Parameters["mountOptions"] = "vers=4.2"
+			r.VolumeCapabilities = []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, "nfsvers=4.1")}
+		}, []string{"vers=4.2, nfsvers=4.1"}},
 		{"missing server", func(r *csi.CreateVolumeRequest) { delete(r.Parameters, "server") }, []string{`"server"`}},
 		{"missing share", func(r *csi.CreateVolumeRequest) { delete(r.Parameters, "share") }, []string{`"share"`}},
 		{"unknown parameter", func(r *csi.CreateVolumeRequest) { r.Parameters["colour"] = "blue" }, []string{`"colour"`}},

@@ -172,6 +172,9 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	if readOnly {
 		opts = nfs.MergeMountOptions(opts, []string{"ro"})
 	}
+	if err := nfs.CheckMountOptions(opts); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "NodePublishVolume %s at %s: %v", id, target, err)
+	}
 	mode := vc.GetAccessMode().GetMode()
 	source := vol.Source()
 

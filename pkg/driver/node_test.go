@@ -108,6 +108,10 @@ func TestNodePublishVolumeInvalidArgument(t *testing.T) {
 		{"bad mount options", func(r *csi.NodePublishVolumeRequest) {
 			r.VolumeContext = map[string]string{"server": testServer, "share": testShare, "mountOptions": "a b"}
 		}},
+		{"a static PV's version beside the class's", func(r *csi.NodePublishVolumeRequest) {
+			r.VolumeContext = map[string]string{"server": testServer, "share": testShare, "subDir": "pvc-1", "mountOptions": "nfsvers=3"}
+			r.VolumeCapability = mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, "nfsvers=4.1")
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -139,6 +139,11 @@ func (c *Cluster) Start(ctx context.Context, bins Bins) error {
 		// suite execs into its pods): the admin's certificate, which the
 		// kubelet's webhook authorization allows.
 		"--kubelet-client-certificate=" + p.AdminCert, "--kubelet-client-key=" + p.AdminKey,
+		// By the Node's InternalIP (the kubelet's --node-ip), not its name:
+		// the guest has no DNS, and the storage suite's exec into its pods
+		// failed with "lookup uml-node on 10.255.255.53:53: ... network is
+		// unreachable".
+		"--kubelet-preferred-address-types=InternalIP",
 		// The chart's controller and node containers are privileged (mounts
 		// need CAP_SYS_ADMIN); without this the apiserver refused its
 		// Deployment and DaemonSet ("privileged: Forbidden: disallowed by
