@@ -147,20 +147,19 @@ func (b *Bed) install(ctx context.Context) error {
 		}
 	}
 
-	sidecars := []struct{ container, bin string }{
+	for _, sidecar := range []struct{ container, bin string }{
 		{ProvisionerName, b.Cfg.Bins.Provisioner},
 		{AttacherName, b.Cfg.Bins.Attacher},
-	}
-	if !b.Cfg.CoreOnly {
-		sidecars = append(sidecars, struct{ container, bin string }{ResizerName, b.Cfg.Bins.Resizer})
-	}
-	for _, sidecar := range sidecars {
+	} {
 		if _, err := b.startSidecar(sidecar.container, sidecar.bin, kubeconfig); err != nil {
 			return err
 		}
 	}
 	if b.Cfg.CoreOnly {
 		return nil
+	}
+	if _, err := b.startSidecar(ResizerName, b.Cfg.Bins.Resizer, kubeconfig); err != nil {
+		return err
 	}
 	return b.startSnapshotter(kubeconfig)
 }

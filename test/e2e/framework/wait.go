@@ -125,14 +125,19 @@ func (b *Bed) WaitPVGone(ctx context.Context, pv string, timeout time.Duration) 
 	return nil
 }
 
+// Events returns the events about one object, oldest first (Cluster.Events).
+func (b *Bed) Events(ctx context.Context, namespace, kind, name string) ([]corev1.Event, error) {
+	return b.Cluster.Events(ctx, namespace, kind, name)
+}
+
 // Events returns the events about one object, oldest first. namespace ""
 // means the default namespace, where events about cluster-scoped objects go.
-func (b *Bed) Events(ctx context.Context, namespace, kind, name string) ([]corev1.Event, error) {
+func (c *Cluster) Events(ctx context.Context, namespace, kind, name string) ([]corev1.Event, error) {
 	if namespace == "" {
 		namespace = metav1.NamespaceDefault
 	}
 	sel := fields.Set{"involvedObject.kind": kind, "involvedObject.name": name}.AsSelector().String()
-	list, err := b.Cluster.Client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
+	list, err := c.Client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
 	if err != nil {
 		return nil, err
 	}
@@ -163,9 +168,15 @@ func (b *Bed) WaitEvent(ctx context.Context, namespace, kind, name, reason strin
 	return found, nil
 }
 
-// EventSummary is a one-line list of an object's events, for messages.
+// EventSummary is a one-line list of an object's events, for messages
+// (Cluster.EventSummary).
 func (b *Bed) EventSummary(ctx context.Context, namespace, kind, name string) string {
-	events, err := b.Events(ctx, namespace, kind, name)
+	return b.Cluster.EventSummary(ctx, namespace, kind, name)
+}
+
+// EventSummary is a one-line list of an object's events, for messages.
+func (c *Cluster) EventSummary(ctx context.Context, namespace, kind, name string) string {
+	events, err := c.Events(ctx, namespace, kind, name)
 	if err != nil {
 		return err.Error()
 	}

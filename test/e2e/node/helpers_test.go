@@ -148,13 +148,7 @@ func boundPV(t *testing.T, ctx context.Context, ns, claim string) string {
 	if err != nil {
 		// The claim's events say why: csi-provisioner's ProvisioningFailed
 		// carries the driver's error.
-		var why strings.Builder
-		if events, lerr := cluster.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + claim}); lerr == nil {
-			for _, e := range events.Items {
-				fmt.Fprintf(&why, "\n  event %s %s: %s", e.Type, e.Reason, e.Message)
-			}
-		}
-		t.Fatalf("claim %s/%s not Bound: %v%s", ns, claim, err, why.String())
+		t.Fatalf("claim %s/%s not Bound: %v; events: %s", ns, claim, err, cluster.EventSummary(ctx, ns, "PersistentVolumeClaim", claim))
 	}
 	return pv
 }
