@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,62 +24,11 @@ const (
 	SecretAgentCA   = "ca.crt"
 )
 
-// agentAnswerFresh is how long an agent's last good answer about a share
-// stands in for CreateVolume's question before it creates anything. Each
-// question is an HTTPS round trip, a third of an enforced volume's agent
-// calls; a volume created in the window right after the agent stopped gets
-// its directory and record, then fails Unavailable at the Set, and the
-// provisioner's retry finishes it with the same record.
-const agentAnswerFresh = 30 * time.Second
-
 // quotaAgents caches one client per agent and certificate, so that the
-// controller's calls reuse their TLS connections, and when each client last
-// had a good answer about each share.
+// controller's calls reuse their TLS connections.
 type quotaAgents struct {
 	mu      sync.Mutex
 	clients map[[32]byte]*agent.Client
-	// answered is the time of the last good answer per client and share;
-	// a failed call removes the entry.
-	answered map[agentShare]time.Time
-	// now is time.Now, or a test's clock.
-	now func() time.Time
-}
-
-// agentShare is one client's view of one share.
-type agentShare struct {
-	client *agent.Client
-	share  string
-}
-
-// note records the outcome of a call of c about share.
-func (q *quotaAgents) note(c *agent.Client, share string, err error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	k := agentShare{c, share}
-	if err != nil {
-		delete(q.answered, k)
-		return
-	}
-	if q.answered == nil {
-		q.answered = map[agentShare]time.Time{}
-	}
-	q.answered[k] = q.clock()
-}
-
-// answeredRecently reports whether c had a good answer about share within
-// agentAnswerFresh.
-func (q *quotaAgents) answeredRecently(c *agent.Client, share string) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	t, ok := q.answered[agentShare{c, share}]
-	return ok && q.clock().Sub(t) < agentAnswerFresh
-}
-
-func (q *quotaAgents) clock() time.Time {
-	if q.now != nil {
-		return q.now()
-	}
-	return time.Now()
 }
 
 // client returns the client of the agent at addr with the certificate in
@@ -149,7 +97,6 @@ func (d *Driver) enforce(ctx context.Context, rpc string, vol nfs.Volume, rec nf
 		return err
 	}
 	_, err = c.Set(ctx, quotaRequest(vol, rec.CapacityBytes))
-	d.quotas.note(c, vol.Share, err)
 	return agentStatus(rpc, vol.ID(), vol, rec.QuotaAgent, err)
 }
 
@@ -161,9 +108,7 @@ func (d *Driver) unenforce(ctx context.Context, vol nfs.Volume, rec nfs.Record, 
 	if err != nil {
 		return err
 	}
-	err = c.Clear(ctx, quotaRequest(vol, 0))
-	d.quotas.note(c, vol.Share, err)
-	return agentStatus("DeleteVolume", vol.ID(), vol, rec.QuotaAgent, err)
+	return agentStatus("DeleteVolume", vol.ID(), vol, rec.QuotaAgent, c.Clear(ctx, quotaRequest(vol, 0)))
 }
 
 // describeCapacity is the record's capacity for logs.
@@ -176,8 +121,6 @@ func describeCapacity(rec nfs.Record) string {
 
 // checkAgent asks the agent about the share before anything is created, so
 // that a class whose agent is down or refuses the share makes no directory.
-// A good answer of the same agent about the share within agentAnswerFresh
-// stands in for the question.
 func (d *Driver) checkAgent(ctx context.Context, vol nfs.Volume, rec nfs.Record, secrets map[string]string) error {
 	if rec.CapacityBytes <= 0 {
 		return status.Errorf(codes.InvalidArgument, "CreateVolume %s: the class enforces capacity (%s: %s), and the request asks for none; set the PVC's resources.requests.storage", rec.Name, ParamCapacity, CapacityEnforced)
@@ -186,11 +129,7 @@ func (d *Driver) checkAgent(ctx context.Context, vol nfs.Volume, rec nfs.Record,
 	if err != nil {
 		return err
 	}
-	if d.quotas.answeredRecently(c, vol.Share) {
-		return nil
-	}
 	_, err = c.Capacity(ctx, vol.Share)
-	d.quotas.note(c, vol.Share, err)
 	return agentStatus("CreateVolume", vol.ID(), vol, rec.QuotaAgent, err)
 }
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -23,8 +22,6 @@ type quotaAgentBed struct {
 	quotas  *agent.FakeQuotas
 	secrets map[string]string
 	stop    func()
-	// restart serves again on addr with the same certificates and quotas.
-	restart func()
 }
 
 func startQuotaAgent(t *testing.T, e *env, addr string) *quotaAgentBed {
@@ -41,7 +38,6 @@ func startQuotaAgent(t *testing.T, e *env, addr string) *quotaAgentBed {
 		SecretAgentCert: string(client.CertPEM), SecretAgentKey: string(client.KeyPEM), SecretAgentCA: string(pki.CAPEM),
 	}}
 	b.addr = b.serve(t, e, addr, cert, key, ca)
-	b.restart = func() { b.serve(t, e, b.addr, cert, key, ca) }
 	return b
 }
 
@@ -143,58 +139,6 @@ func TestEnforcedCreateWaitsForTheAgent(t *testing.T) {
 	}
 	if id := again.quotas.ProjectOf(e.exportPath("pvc-1")); id == 0 {
 		t.Errorf("the volume was created without a project")
-	}
-}
-
-// A good answer of the agent stands in for CreateVolume's question about
-// the share for agentAnswerFresh; a volume created in that window with the
-// agent gone is finished by the retry, and after the window the question is
-// asked again before anything is made.
-func TestEnforcedCreateTrustsARecentAnswer(t *testing.T) {
-	e := newEnv(t)
-	now := time.Unix(1_800_000_000, 0)
-	e.d.quotas.now = func() time.Time { return now }
-	b := startQuotaAgent(t, e, "")
-	if _, err := e.d.CreateVolume(context.Background(), enforcedReq("pvc-1", b)); err != nil {
-		t.Fatal(err)
-	}
-	b.stop()
-
-	// Within the window: no question; the Set fails and names the agent.
-	now = now.Add(agentAnswerFresh / 2)
-	_, err := e.d.CreateVolume(context.Background(), enforcedReq("pvc-2", b))
-	wantCode(t, err, codes.Unavailable)
-	wantMessageContains(t, err, b.addr, "pvc-2")
-	if rec := e.record(t, "pvc-2"); rec.QuotaAgent != b.addr || rec.CapacityBytes != gib {
-		t.Errorf("record of the unfinished volume %+v, want the agent %s and 1 GiB", rec, b.addr)
-	}
-	// The failure ends the trust: with the agent still down, the next
-	// volume makes nothing, although the window has not passed.
-	before := snapshot(t, e.export)
-	_, err = e.d.CreateVolume(context.Background(), enforcedReq("pvc-3", b))
-	wantCode(t, err, codes.Unavailable)
-	if after := snapshot(t, e.export); !sameStrings(before, after) {
-		t.Errorf("CreateVolume after a failed call changed the export: %v -> %v", before, after)
-	}
-
-	// The agent is back: the retry finishes pvc-2 with its limit.
-	b.restart()
-	if _, err := e.d.CreateVolume(context.Background(), enforcedReq("pvc-2", b)); err != nil {
-		t.Fatalf("retry of pvc-2: %v", err)
-	}
-	if id := b.quotas.ProjectOf(e.exportPath("pvc-2")); id == 0 || b.quotas.Limits[id] != gib {
-		t.Errorf("pvc-2 has project %d with limit %d, want a project with 1 GiB", id, b.quotas.Limits[id])
-	}
-
-	// Past the window the question is asked again: the agent stops, and
-	// nothing is made.
-	b.stop()
-	now = now.Add(agentAnswerFresh)
-	before = snapshot(t, e.export)
-	_, err = e.d.CreateVolume(context.Background(), enforcedReq("pvc-4", b))
-	wantCode(t, err, codes.Unavailable)
-	if after := snapshot(t, e.export); !sameStrings(before, after) {
-		t.Errorf("CreateVolume past the window changed the export: %v -> %v", before, after)
 	}
 }
 
