@@ -10,9 +10,12 @@
 # While a step runs it says every 30 s (NFS_CSI_E2E_HEARTBEAT seconds) that it
 # is still building, so a long build is not mistaken for a hang.
 #
-# Usage: test/e2e/build-bins.sh [--print-dir | --e2e-test]
+# Usage: test/e2e/build-bins.sh [--print-dir | --check | --e2e-test]
 # --e2e-test also builds the Kubernetes e2e.test binary and agnhost
 # (<component> e2e.test and agnhost), for test/e2e/storage.
+# --check builds nothing: it exits 0 when etcd and the Kubernetes binaries
+# are cached, 1 when a run would have to build them: hack/test.sh asks, to
+# know whether this is a machine's first, cold run.
 set -euo pipefail
 
 ETCD_VERSION=v3.7.3
@@ -46,17 +49,19 @@ LIVENESSPROBE_SHA256=85fdf77742cb66498f9b57c23aa5db168d3df86074a4a6c787155409bb3
 BIN_DIR=${NFS_CSI_E2E_BIN:-${HOME:?HOME is not set}/.cache/nfs-csi/e2e}
 
 usage() {
-	echo "usage: $0 [--print-dir | --e2e-test]" >&2
+	echo "usage: $0 [--print-dir | --check | --e2e-test]" >&2
 	exit 2
 }
 
 # --e2e-test: also build e2e.test and agnhost, for the storage suite.
 E2E_TEST=
+CHECK=
 case $# in
 0) ;;
 1) case $1 in
 	--print-dir) echo "$BIN_DIR"; exit 0 ;;
 	--e2e-test) E2E_TEST=1 ;;
+	--check) CHECK=1 ;;
 	*) usage ;;
 	esac ;;
 *) usage ;;
@@ -85,6 +90,40 @@ crds_cached() {
 	local f
 	for f in "${SNAPSHOT_CRDS[@]}"; do [[ -f $BIN_DIR/snapshot-crds-$SNAPSHOTTER_VERSION/$f ]] || return 1; done
 }
+# csi-attacher, csi-resizer, csi-snapshotter and snapshot-controller (four of
+# the five sidecars on the module proxy) are built together in one throwaway
+# module that requires each release and pins the Kubernetes staging repos
+# (k8s.io/api, k8s.io/client-go, ...) to KUBE_VERSION's tag, as the control
+# plane is: those libraries compile once, for them and the control plane.
+# Built each in its own module (their go.mod files pin k8s.io/* v0.37.0 and
+# v0.37.1 and different grpc versions), they compiled them again for each:
+# about 290 s each cold, 863 s for the four (measured 2026-12-02). Their own
+# code is their release's; their libraries are the newest that any of them
+# or the control plane needs (Go's minimal version selection).
+# csi-provisioner v6.3.0 stays in its own module (build_sidecar): its code
+# does not compile against k8s.io/client-go v0.37.
+SIDECARS=(csi-attacher csi-resizer csi-snapshotter snapshot-controller)
+# What a sidecar's cache directory records in .build; one built otherwise
+# (each in its own module, before 2026-12-02) is built again.
+SIDECAR_BUILD="one module, k8s.io/* v0.${KUBE_VERSION#v1.}"
+
+# sidecar_module SIDECAR: "MODULE VERSION" of one of SIDECARS.
+sidecar_module() {
+	case $1 in
+	csi-attacher) echo "$ATTACHER_MODULE $ATTACHER_VERSION" ;;
+	csi-resizer) echo "$RESIZER_MODULE $RESIZER_VERSION" ;;
+	csi-snapshotter | snapshot-controller) echo "$SNAPSHOTTER_MODULE $SNAPSHOTTER_VERSION" ;;
+	*) echo "build-bins: unknown sidecar $1" >&2; return 1 ;;
+	esac
+}
+
+# sidecar_cached SIDECAR: true if its binary is cached, built as SIDECAR_BUILD.
+sidecar_cached() {
+	local m v
+	read -r m v <<<"$(sidecar_module "$1")"
+	cached "$1" "$v" "$1" && [[ $(cat "$BIN_DIR/$1-$v/.build" 2>/dev/null) == "$SIDECAR_BUILD" ]]
+}
+
 # Binaries are moved into place whole, so when every one is there a run
 # needs no lock: it does not wait for another run's build of something else
 # (the storage suite's e2e.test, say).
@@ -92,17 +131,21 @@ all_cached() {
 	local b
 	cached etcd "$ETCD_VERSION" etcd || return 1
 	for b in "${KUBE_BINS[@]}"; do cached "$b" "$KUBE_VERSION" "$b" || return 1; done
-	cached csi-provisioner "$PROVISIONER_VERSION" csi-provisioner &&
-		cached csi-attacher "$ATTACHER_VERSION" csi-attacher &&
-		cached csi-resizer "$RESIZER_VERSION" csi-resizer &&
-		cached csi-snapshotter "$SNAPSHOTTER_VERSION" csi-snapshotter &&
-		cached snapshot-controller "$SNAPSHOTTER_VERSION" snapshot-controller &&
-		crds_cached &&
+	cached csi-provisioner "$PROVISIONER_VERSION" csi-provisioner || return 1
+	for b in "${SIDECARS[@]}"; do sidecar_cached "$b" || return 1; done
+	crds_cached &&
 		cached node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar &&
 		cached livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe || return 1
 	[[ -z $E2E_TEST ]] || { cached e2e.test "$KUBE_VERSION" e2e.test && cached agnhost "$KUBE_VERSION" agnhost; }
 }
 KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+# --check: the first run on a machine builds these, which is most of the
+# cold build (the Kubernetes binaries alone, 929 s on 2 cores).
+if [[ -n $CHECK ]]; then
+	cached etcd "$ETCD_VERSION" etcd || exit 1
+	for b in "${KUBE_BINS[@]}"; do cached "$b" "$KUBE_VERSION" "$b" || exit 1; done
+	exit 0
+fi
 if ! all_cached; then
 	# One build at a time: a second run waits, then finds everything cached.
 	exec 9>"$BIN_DIR/.lock"
@@ -199,36 +242,51 @@ EOF
 	say "$c $v: done in $((SECONDS - t0))s"
 }
 
-# kube_module DIR NAME LOG PACKAGE...: a throwaway module in DIR that requires
-# k8s.io/kubernetes KUBE_VERSION, with a tools file importing each PACKAGE,
-# tidied, ready to build them.
-kube_module() {
-	local mod=$1 name=$2 log=$3 v=$KUBE_VERSION p
-	shift 3
-	new_module "$mod" "$name"
-	local gomod
-	gomod=$(cd "$mod" && mod_field "$KUBE_MODULE@$v" GoMod)
-	[[ -f $gomod ]] || { echo "build-bins: no go.mod for $KUBE_MODULE@$v" >&2; exit 1; }
-	# The staging repos: the k8s.io/* modules that k8s.io/kubernetes requires
-	# at v0.0.0, plus those it replaces with ./staging/src/... (two sample
-	# repos are only replaced, not required). Their published tag is
-	# v0.<minor>.<patch> of the Kubernetes release.
+# staging_replaces: -replace flags for `go mod edit` that pin each
+# Kubernetes staging repo to its published tag for KUBE_VERSION. The staging
+# repos are the k8s.io/* modules that k8s.io/kubernetes requires at v0.0.0,
+# plus those it replaces with ./staging/... (two sample repos are only
+# replaced, not required); their tag is v0.<minor>.<patch> of the release.
+# Read from k8s.io/kubernetes' go.mod in the module cache; run in a module.
+staging_replaces() {
+	local v=$KUBE_VERSION gomod
+	gomod=$(mod_field "$KUBE_MODULE@$v" GoMod)
+	[[ -f $gomod ]] || { echo "build-bins: no go.mod for $KUBE_MODULE@$v" >&2; return 1; }
 	local staging_version=v0.${v#v1.}
 	local -a staging
 	mapfile -t staging < <({
 		sed -n 's/^[[:space:]]*\(k8s\.io\/[^[:space:]]*\)[[:space:]]\{1,\}v0\.0\.0\([[:space:]].*\)\{0,1\}$/\1/p' "$gomod"
 		sed -n 's/^[[:space:]]*\(k8s\.io\/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\.\/staging\/.*$/\1/p' "$gomod"
 	} | sort -u)
-	((${#staging[@]})) || { echo "build-bins: found no v0.0.0 staging repos in $gomod" >&2; exit 1; }
-	say "  replacing ${#staging[@]} staging repos with $staging_version"
-	local -a edits=(-require="$KUBE_MODULE@$v")
+	((${#staging[@]})) || { echo "build-bins: found no v0.0.0 staging repos in $gomod" >&2; return 1; }
 	local s
-	for s in "${staging[@]}"; do edits+=(-replace="$s=$s@$staging_version"); done
+	for s in "${staging[@]}"; do echo "-replace=$s=$s@$staging_version"; done
+}
+
+# tools_file FILE PACKAGE...: a //go:build tools file importing each PACKAGE,
+# so that `go mod tidy` keeps what they need.
+tools_file() {
+	local f=$1 p
+	shift
 	{
 		printf '//go:build tools\n\npackage tools\n\nimport (\n'
 		for p in "$@"; do printf '\t_ "%s"\n' "$p"; done
 		printf ')\n'
-	} >"$mod/tools.go"
+	} >"$f"
+}
+
+# kube_module DIR NAME LOG PACKAGE...: a throwaway module in DIR that requires
+# k8s.io/kubernetes KUBE_VERSION, with a tools file importing each PACKAGE,
+# tidied, ready to build them.
+kube_module() {
+	local mod=$1 name=$2 log=$3
+	shift 3
+	new_module "$mod" "$name"
+	local -a edits
+	mapfile -t edits < <(cd "$mod" && staging_replaces) && ((${#edits[@]})) || exit 1
+	say "  replacing ${#edits[@]} staging repos with v0.${KUBE_VERSION#v1.}"
+	edits+=(-require="$KUBE_MODULE@$KUBE_VERSION")
+	tools_file "$mod/tools.go" "$@"
 	(
 		cd "$mod"
 		run "$log" go mod edit "${edits[@]}"
@@ -296,12 +354,54 @@ build_e2e_test() {
 	say "e2e.test, agnhost $v: done in $((SECONDS - t0))s"
 }
 
-# build_sidecar COMPONENT MODULE VERSION [PREP...]: build ./cmd/COMPONENT in a
-# writable copy of the module, so that its own go.mod and go.sum apply; PREP,
-# when given, runs in the copy first.
+build_sidecars() {
+	local c m v missing=()
+	for c in "${SIDECARS[@]}"; do
+		read -r m v <<<"$(sidecar_module "$c")"
+		if sidecar_cached "$c"; then say "$c $v: cached"; else missing+=("$c"); fi
+	done
+	((${#missing[@]})) || return 0
+	local t0=$SECONDS log=$LOG_DIR/sidecars-$KUBE_VERSION.log mod=$TMP/sidecars-mod
+	BUILDING="${missing[*]}" BUILDING_T0=$t0
+	: >"$log"
+	say "${missing[*]}: building in one module with k8s.io/* v0.${KUBE_VERSION#v1.} (log: $log)"
+	new_module "$mod" nfs-csi-e2e/sidecars
+	local -a edits pkgs=()
+	mapfile -t edits < <(cd "$mod" && staging_replaces) && ((${#edits[@]})) || exit 1
+	for c in "${missing[@]}"; do
+		read -r m v <<<"$(sidecar_module "$c")"
+		edits+=(-require="$m@$v")
+		pkgs+=("$m/cmd/$c")
+	done
+	# external-snapshotter's go.mod replaces its client module with ./client,
+	# which only applies when it is the main module: require the client
+	# module of the same release instead.
+	edits+=(-require="$SNAPSHOT_CLIENT_MODULE@$SNAPSHOTTER_VERSION")
+	tools_file "$mod/tools.go" "${pkgs[@]}"
+	(
+		cd "$mod"
+		run "$log" go mod edit "${edits[@]}"
+		run "$log" go mod tidy
+		for c in "${missing[@]}"; do
+			read -r m v <<<"$(sidecar_module "$c")"
+			run "$log" go build -trimpath -ldflags "-X main.version=$v" -o "$TMP/out-$c/$c" "$m/cmd/$c"
+		done
+	)
+	for c in "${missing[@]}"; do
+		read -r m v <<<"$(sidecar_module "$c")"
+		install_bin "$c" "$v" "$TMP/out-$c/$c"
+		echo "$SIDECAR_BUILD" >"$BIN_DIR/$c-$v/.build"
+	done
+	say "${missing[*]}: done in $((SECONDS - t0))s"
+}
+
+# build_sidecar COMPONENT MODULE VERSION: build ./cmd/COMPONENT in a writable
+# copy of the module, so that its own go.mod and go.sum apply. For
+# csi-provisioner v6.3.0, which does not compile against k8s.io/client-go
+# v0.37 (its go.mod pins v0.36.1; CSIStorageCapacityInformer lacks
+# TypedInformer there).
 build_sidecar() {
 	local c=$1 module=$2 v=$3
-	local prep=("${@:4}")
 	if cached "$c" "$v" "$c"; then say "$c $v: cached"; return; fi
 	local t0=$SECONDS log=$LOG_DIR/$c-$v.log src=$TMP/src-$c dir
 	BUILDING="$c $v" BUILDING_T0=$t0
@@ -313,7 +413,6 @@ build_sidecar() {
 	chmod -R u+w "$src"
 	(
 		cd "$src"
-		if ((${#prep[@]})); then run "$log" "${prep[@]}"; fi
 		run "$log" go build -trimpath -ldflags "-X main.version=$v" -o "$TMP/out-$c/$c" "./cmd/$c"
 	)
 	install_bin "$c" "$v" "$TMP/out-$c/$c"
@@ -346,10 +445,7 @@ not_cached=()
 cached etcd $ETCD_VERSION etcd || not_cached+=(etcd)
 for b in "${KUBE_BINS[@]}"; do cached "$b" $KUBE_VERSION "$b" || not_cached+=("$b"); done
 cached csi-provisioner $PROVISIONER_VERSION csi-provisioner || not_cached+=(csi-provisioner)
-cached csi-attacher $ATTACHER_VERSION csi-attacher || not_cached+=(csi-attacher)
-cached csi-resizer $RESIZER_VERSION csi-resizer || not_cached+=(csi-resizer)
-cached csi-snapshotter $SNAPSHOTTER_VERSION csi-snapshotter || not_cached+=(csi-snapshotter)
-cached snapshot-controller $SNAPSHOTTER_VERSION snapshot-controller || not_cached+=(snapshot-controller)
+for b in "${SIDECARS[@]}"; do sidecar_cached "$b" || not_cached+=("$b"); done
 crds_cached || not_cached+=(snapshot-crds)
 cached node-driver-registrar $REGISTRAR_VERSION csi-node-driver-registrar || not_cached+=(node-driver-registrar)
 cached livenessprobe $LIVENESSPROBE_VERSION livenessprobe || not_cached+=(livenessprobe)
@@ -364,17 +460,7 @@ fi
 build_etcd
 build_kube
 build_sidecar csi-provisioner "$PROVISIONER_MODULE" "$PROVISIONER_VERSION"
-build_sidecar csi-attacher "$ATTACHER_MODULE" "$ATTACHER_VERSION"
-build_sidecar csi-resizer "$RESIZER_MODULE" "$RESIZER_VERSION"
-# external-snapshotter's go.mod replaces its client module with ./client,
-# which is a module of its own and not in the main module's zip: point the
-# replacement at the client module of the same version instead.
-snapshotter_client() {
-	local dir
-	dir=$(cd "$TMP" && mod_field "$SNAPSHOT_CLIENT_MODULE@$SNAPSHOTTER_VERSION" Dir)
-	[[ -d $dir ]] || { echo "build-bins: no source dir for the snapshotter's client module" >&2; return 1; }
-	go mod edit -replace="$SNAPSHOT_CLIENT_MODULE=$dir"
-}
+build_sidecars
 # copy_snapshot_crds: SNAPSHOT_CRDS from the client module's config/crd
 # (the module zip as the proxy serves it) into snapshot-crds-<version>.
 copy_snapshot_crds() {
@@ -391,8 +477,6 @@ copy_snapshot_crds() {
 	for f in "${SNAPSHOT_CRDS[@]}"; do install_bin "$c" "$v" "$TMP/out-$c/$f"; done
 	say "$c $v: copied from $SNAPSHOT_CLIENT_MODULE@$v/config/crd"
 }
-build_sidecar csi-snapshotter "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION" snapshotter_client
-build_sidecar snapshot-controller "$SNAPSHOTTER_MODULE" "$SNAPSHOTTER_VERSION" snapshotter_client
 copy_snapshot_crds
 build_vendored node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar "$REGISTRAR_SHA256"
 build_vendored livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe "$LIVENESSPROBE_SHA256"
