@@ -8,8 +8,12 @@
 # (test/e2e/run.sh; the first run builds the control plane, about 35 minutes
 # on 2 cores, cached afterwards); then the chart's own pods, from images
 # built here, on a real kubelet and containerd (test/e2e/node/run.sh, its
-# six scenarios). E2E_NODE=0 leaves that last step out (make e2e-node runs
-# it on its own).
+# six scenarios).
+# A machine's first run, which has to build the control plane from empty
+# caches, leaves that last step to the next run and says so: all of it cold
+# does not fit in CI's 90 minutes on 2 cores (test/e2e/README.md, "Timing").
+# E2E_NODE=1 runs it anyway, E2E_NODE=0 never (make e2e-node runs it on its
+# own).
 # Ends with "N passed, M failed" and exits
 # non-zero on any failure.
 #
@@ -25,7 +29,7 @@ unit_only=false
 FUZZTIME=${FUZZTIME:-10s}
 STATICCHECK_VERSION=v0.8.2
 
-passed=0 failed=0 failures=()
+passed=0 failed=0 failures=() deferred=()
 step() {
 	local name=$1; shift
 	local start=$SECONDS
@@ -117,13 +121,28 @@ if ! $unit_only; then
 	step packaging hack/test-packaging.sh
 	step uml-nfs uml_suites
 	step uml-xfs uml_xfs_suite
-	step e2e e2e_suite
-	if [ "${E2E_NODE:-1}" = 1 ]; then
-		step e2e-node e2e_node_suite
+	# Asked before e2e builds the control plane: was it cached already?
+	e2e_node=${E2E_NODE:-auto}
+	if [ "$e2e_node" = auto ]; then
+		if test/e2e/build-bins.sh --check; then e2e_node=1; else e2e_node=cold; fi
 	fi
+	step e2e e2e_suite
+	case $e2e_node in
+	1) step e2e-node e2e_node_suite ;;
+	cold)
+		deferred+=(e2e-node)
+		echo "=== e2e-node"
+		echo "--- DEFERRED e2e-node: this run had to build the control plane from empty caches (the first run on"
+		echo "    this machine). The real node's first run would add its images and six scenarios, about"
+		echo "    25 minutes, past CI's 90-minute limit (test/e2e/README.md, \"Timing\"). The binaries are"
+		echo "    cached now: the next make test runs it; make e2e-node runs it now; E2E_NODE=1 makes a"
+		echo "    cold run include it."
+		;;
+	esac
 fi
 
 echo
 [ ${#failures[@]} -eq 0 ] || echo "failed steps: ${failures[*]}"
-echo "$passed passed, $failed failed"
+[ ${#deferred[@]} -eq 0 ] || echo "deferred to the next run (first, cold run): ${deferred[*]}"
+echo "$passed passed, $failed failed${deferred:+, ${#deferred[@]} deferred}"
 [ "$failed" -eq 0 ]
