@@ -30,7 +30,7 @@ test:
 e2e:
 	test/e2e/run.sh
 
-## e2e-node: the chart's own pods (helm install, images from the Dockerfile) on a real kubelet v1.37 with containerd in the UML guest (test/e2e/README.md); part of make test
+## e2e-node: the chart's own pods (helm install, images from the Dockerfile) on a real kubelet v1.37 with containerd in the UML guest (test/e2e/README.md); part of make test but for a machine's first, cold run
 e2e-node:
 	test/e2e/node/run.sh
 
