@@ -40,9 +40,25 @@ SNAPSHOTTER_MODULE=github.com/kubernetes-csi/external-snapshotter/v8
 # node-driver-registrar and livenessprobe are not on the Go module proxy: their
 # release sources, with vendor/, are release archives in this directory (see
 # its README), checked against these sha256 sums.
-# By default the project's shared/ directory, which lies beside the checkout
-# (CI puts its copy there too).
-THIRD_PARTY=${NFS_CSI_THIRD_PARTY:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/third_party}
+# By default the project's shared/ directory, which lies beside the checkout;
+# a clone made elsewhere (git clone . /tmp/ci, as the developers' guide runs
+# CI) finds it beside the repository it was cloned from: a machine's first
+# run failed here when only /work/shared had it.
+third_party_dir() {
+	local repo dir origin
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	dir=$repo
+	# A clone of a clone: follow local origins a few steps.
+	for _ in 1 2 3 4; do
+		if [[ -d $dir/../shared/third_party ]]; then (cd "$dir/../shared/third_party" && pwd); return; fi
+		origin=$(git -C "$dir" config --get remote.origin.url 2>/dev/null) || break
+		origin=${origin#file://}
+		[[ $origin == /* && -d $origin ]] || break
+		dir=$origin
+	done
+	echo "$repo/../shared/third_party"
+}
+THIRD_PARTY=${NFS_CSI_THIRD_PARTY:-$(third_party_dir)}
 REGISTRAR_SHA256=e0e5d1b01197d1e9627b592c996dd5ddd86bbf90a7ed8ba3831d6acb968d01e0
 LIVENESSPROBE_SHA256=85fdf77742cb66498f9b57c23aa5db168d3df86074a4a6c787155409bb3345a2
 
@@ -433,7 +449,7 @@ build_vendored() {
 	BUILDING="$c $v" BUILDING_T0=$t0
 	: >"$log"
 	say "$c $v: building from $archive, -mod=vendor (log: $log)"
-	[[ -f $archive ]] || { echo "build-bins: $archive is missing: set NFS_CSI_THIRD_PARTY to the directory of the $c release archive" >&2; exit 1; }
+	[[ -f $archive ]] || { echo "build-bins: $archive is missing (looked beside this checkout and beside the repository it was cloned from): set NFS_CSI_THIRD_PARTY to the directory of the $c release archive" >&2; exit 1; }
 	[[ $(sha256sum <"$archive") == "$sum  -" ]] || { echo "build-bins: $archive: sha256 is not $sum" >&2; exit 1; }
 	mkdir -p "$src"
 	tar -xzf "$archive" -C "$src" --strip-components=1
