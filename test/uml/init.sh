@@ -17,6 +17,8 @@ NODE_NFS_ADDR=10.99.0.1
 NODE_POD_CIDR=10.88.0.0/16
 SQUASH_DIR=/run/export-squash
 SQUASH_OPTS=rw,insecure,root_squash,no_subtree_check,fsid=1
+QUOTA_DIR=/run/export-quota
+QUOTA_OPTS=rw,insecure,no_root_squash,no_subtree_check,fsid=2
 
 if [ "$$" != 1 ] || [ -z "${UML_STATE-}" ]; then
 	echo "init.sh: only for use as init of the UML guest (see test/uml/run.sh)" >&2
@@ -166,6 +168,19 @@ if [ "${UML_NODE-}" = 1 ]; then
 	step mount -t tmpfs -o mode=0777,size=128m export-squash "$SQUASH_DIR"
 	for c in 127.0.0.1 "$NODE_NFS_ADDR" "$NODE_POD_CIDR"; do
 		step exportfs -o "$SQUASH_OPTS" "$c:$SQUASH_DIR"
+	done
+	# A third export: XFS with project quotas, where the chart's quota agent
+	# pod sets the limits (TestQuotaAgentPod). A loop device over a sparse
+	# file in guest memory, as UML_EXPORT_FS=xfs above; mkfs.xfs wants at
+	# least 300 MB.
+	step modprobe -a loop xfs
+	step truncate -s 320M /run/export-quota.img
+	qdev=$(losetup -f --show /run/export-quota.img) || fail "losetup /run/export-quota.img"
+	step mkfs.xfs -q -f "$qdev"
+	mkdir -p "$QUOTA_DIR"
+	step mount -o prjquota "$qdev" "$QUOTA_DIR"
+	for c in 127.0.0.1 "$NODE_NFS_ADDR" "$NODE_POD_CIDR"; do
+		step exportfs -o "$QUOTA_OPTS" "$c:$QUOTA_DIR"
 	done
 fi
 

@@ -51,7 +51,8 @@ func NewPKI(name string) (*PKI, error) {
 	return &PKI{CAPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca: ca, caKey: key}, nil
 }
 
-// Server signs a server certificate for 127.0.0.1, localhost and names.
+// Server signs a server certificate for 127.0.0.1, localhost and names
+// (host names or IP addresses).
 func (p *PKI) Server(names ...string) (Pair, error) {
 	return p.sign("nfs-csi-agent", x509.ExtKeyUsageServerAuth, append([]string{"localhost"}, names...))
 }
@@ -67,6 +68,15 @@ func (p *PKI) sign(cn string, usage x509.ExtKeyUsage, names []string) (Pair, err
 		return Pair{}, err
 	}
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	ips := []net.IP{net.IPv4(127, 0, 0, 1)}
+	var dnsNames []string
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dnsNames = append(dnsNames, n)
+		}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: cn},
@@ -74,8 +84,8 @@ func (p *PKI) sign(cn string, usage x509.ExtKeyUsage, names []string) (Pair, err
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		DNSNames:     names,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     dnsNames,
+		IPAddresses:  ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
 	if err != nil {

@@ -33,13 +33,19 @@ func createNamespace(t *testing.T, ctx context.Context, name string) string {
 
 func createClaim(t *testing.T, ctx context.Context, ns, name, class string) {
 	t.Helper()
+	createSizedClaim(t, ctx, ns, name, class, "1Gi")
+}
+
+// createSizedClaim creates an RWO claim of size (a quantity) in class.
+func createSizedClaim(t *testing.T, ctx context.Context, ns, name, class, size string) {
+	t.Helper()
 	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			StorageClassName: &class,
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
-				corev1.ResourceStorage: resource.MustParse("1Gi"),
+				corev1.ResourceStorage: resource.MustParse(size),
 			}},
 		},
 	}

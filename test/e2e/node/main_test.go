@@ -92,6 +92,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("e2e-node: kubelet started, Node %s Ready in %.1fs\n", nodeName, time.Since(t0).Seconds())
+	if err := createAgentSecrets(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e-node: quota agent's Secrets:", err)
+		return 1
+	}
 	t0 = time.Now()
 	if err := cluster.HelmInstall(ctx, os.Getenv("E2E_HELM"), os.Getenv("E2E_CHART_DIR"), release, framework.ChartNamespace,
 		filepath.Join(os.Getenv("E2E_CHART_DIR"), "../../test/e2e/node/values.yaml")); err != nil {
