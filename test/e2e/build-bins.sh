@@ -10,12 +10,9 @@
 # While a step runs it says every 30 s (NFS_CSI_E2E_HEARTBEAT seconds) that it
 # is still building, so a long build is not mistaken for a hang.
 #
-# Usage: test/e2e/build-bins.sh [--print-dir | --check | --e2e-test]
+# Usage: test/e2e/build-bins.sh [--print-dir | --e2e-test]
 # --e2e-test also builds the Kubernetes e2e.test binary and agnhost
 # (<component> e2e.test and agnhost), for test/e2e/storage.
-# --check builds nothing: it exits 0 when etcd and the Kubernetes binaries
-# are cached, 1 when a run would have to build them: hack/test.sh asks, to
-# know whether this is a machine's first, cold run.
 set -euo pipefail
 
 ETCD_VERSION=v3.7.3
@@ -65,19 +62,17 @@ LIVENESSPROBE_SHA256=85fdf77742cb66498f9b57c23aa5db168d3df86074a4a6c787155409bb3
 BIN_DIR=${NFS_CSI_E2E_BIN:-${HOME:?HOME is not set}/.cache/nfs-csi/e2e}
 
 usage() {
-	echo "usage: $0 [--print-dir | --check | --e2e-test]" >&2
+	echo "usage: $0 [--print-dir | --e2e-test]" >&2
 	exit 2
 }
 
 # --e2e-test: also build e2e.test and agnhost, for the storage suite.
 E2E_TEST=
-CHECK=
 case $# in
 0) ;;
 1) case $1 in
 	--print-dir) echo "$BIN_DIR"; exit 0 ;;
 	--e2e-test) E2E_TEST=1 ;;
-	--check) CHECK=1 ;;
 	*) usage ;;
 	esac ;;
 *) usage ;;
@@ -145,7 +140,8 @@ sidecar_cached() {
 # (the storage suite's e2e.test, say).
 all_cached() {
 	local b
-	control_plane_cached || return 1
+	cached etcd "$ETCD_VERSION" etcd || return 1
+	for b in "${KUBE_BINS[@]}"; do cached "$b" "$KUBE_VERSION" "$b" || return 1; done
 	cached csi-provisioner "$PROVISIONER_VERSION" csi-provisioner || return 1
 	for b in "${SIDECARS[@]}"; do sidecar_cached "$b" || return 1; done
 	crds_cached &&
@@ -154,18 +150,6 @@ all_cached() {
 	[[ -z $E2E_TEST ]] || { cached e2e.test "$KUBE_VERSION" e2e.test && cached agnhost "$KUBE_VERSION" agnhost; }
 }
 KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
-# control_plane_cached: true if etcd and the Kubernetes binaries are cached.
-# The first run on a machine builds these, which is most of the cold build
-# (the Kubernetes binaries alone, 929 s on 2 cores): --check asks this.
-control_plane_cached() {
-	local b
-	cached etcd "$ETCD_VERSION" etcd || return 1
-	for b in "${KUBE_BINS[@]}"; do cached "$b" "$KUBE_VERSION" "$b" || return 1; done
-}
-if [[ -n $CHECK ]]; then
-	control_plane_cached
-	exit
-fi
 if ! all_cached; then
 	# One build at a time: a second run waits, then finds everything cached.
 	exec 9>"$BIN_DIR/.lock"
